@@ -1,0 +1,99 @@
+"""Accounts: creating users, checking passwords, opening and closing sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onair.accounts.models import Role, Session, User
+from onair.accounts.passwords import hash_password, needs_rehash, verify_password
+from onair.clock import Clock
+from onair.errors import ApiError
+
+USERNAME = re.compile(r"^[a-z0-9_]{3,32}$")
+MIN_PASSWORD = 8
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_user(
+    db: AsyncSession,
+    clock: Clock,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+    role: Role = Role.listener,
+) -> User:
+    username = username.strip().lower()
+    email = email.strip().lower()
+    if not USERNAME.match(username):
+        raise ApiError(
+            422, "invalid", "username: 3 to 32 characters, letters, digits and underscores"
+        )
+    if len(password) < MIN_PASSWORD:
+        raise ApiError(422, "invalid", f"password: at least {MIN_PASSWORD} characters")
+    taken = await db.scalar(
+        select(func.count()).where(or_(User.username == username, User.email == email))
+    )
+    if taken:
+        raise ApiError(409, "taken", "that username or email is already registered")
+    user = User(
+        username=username,
+        email=email,
+        display_name=(display_name or username).strip()[:64] or username,
+        password_hash=hash_password(password),
+        role=role,
+        created_at=clock.now(),
+    )
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def authenticate(db: AsyncSession, login: str, password: str) -> User:
+    login = login.strip().lower()
+    user = await db.scalar(select(User).where(or_(User.username == login, User.email == login)))
+    if user is None or not verify_password(user.password_hash, password):
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+async def open_session(db: AsyncSession, clock: Clock, user: User, days: int) -> str:
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    db.add(
+        Session(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
+    await db.flush()
+    return token
+
+
+async def user_for_token(db: AsyncSession, clock: Clock, token: str) -> User | None:
+    session = await db.get(Session, _token_hash(token))
+    if session is None:
+        return None
+    if session.expires_at <= clock.now():
+        await db.delete(session)
+        await db.commit()
+        return None
+    return await db.get(User, session.user_id)
+
+
+async def close_session(db: AsyncSession, token: str) -> None:
+    await db.execute(delete(Session).where(Session.token_hash == _token_hash(token)))

@@ -1,0 +1,22 @@
+"""Imports every feature's models so the metadata (and Alembic) sees all tables."""
+
+from onair.accounts.models import Session, User
+from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
+from onair.db.base import Base
+from onair.shows.models import QueueItem, Show, ShowHashtag
+
+__all__ = [
+    "Album",
+    "Artist",
+    "Base",
+    "Genre",
+    "Licence",
+    "QueueItem",
+    "Session",
+    "Show",
+    "ShowHashtag",
+    "Track",
+    "TrackArtist",
+    "TrackGenre",
+    "User",
+]

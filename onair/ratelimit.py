@@ -1,0 +1,55 @@
+"""One reusable rate limiter (a token bucket per key), used by sign-ups, logins, chat and more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onair.clock import Clock
+from onair.errors import ApiError
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Allows `burst` actions at once and refills at `burst / per_seconds` actions per second."""
+
+    def __init__(self, clock: Clock, *, burst: int, per_seconds: float, name: str) -> None:
+        self._clock = clock
+        self._burst = float(burst)
+        self._rate = burst / per_seconds
+        self._name = name
+        self._buckets: dict[str, _Bucket] = {}
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until `key` may act again; 0 means it may act now (and the action is counted)."""
+        now = self._clock.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 100_000:
+                self._forget_full(now)
+            bucket = self._buckets[key] = _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self._rate
+
+    def check(self, key: str) -> None:
+        wait = self.retry_after(key)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"too many {self._name}; try again in {wait:.0f} s")
+
+    def _forget_full(self, now: float) -> None:
+        # Buckets that have refilled carry no information, so dropping them bounds memory.
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.updated) * self._rate >= self._burst
+        ]
+        for k in full:
+            del self._buckets[k]

@@ -1,0 +1,51 @@
+"""Every setting OnAir reads, in one place: ONAIR_* environment variables with embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONAIR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the SQLite database, the demo catalog and uploads live.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means SQLite in data_dir/onair.db.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_cookie_name: str = "onair_session"
+    session_days: int = 30
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Force the Secure cookie flag; None sets it when the request came over HTTPS.",
+    )
+    demo_catalog_size: int = 40
+    demo_seed: int = 1
+    signup_per_hour: int = Field(
+        default=20, description="Sign-ups allowed per client address per hour."
+    )
+    login_per_minute: int = 10
+    max_upload_bytes: int = 5 * 1024 * 1024
+    default_territory: str = "US"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'onair.db').resolve()}"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"

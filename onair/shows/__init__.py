@@ -1,0 +1,1 @@
+"""Show lifecycle (scheduled → live → ended), hashtags, lists and the show's queue."""

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from onair.accounts.models import User
+from onair.catalog.models import Genre, Track
+from onair.db.base import Base, UTCDateTime
+
+
+class ShowStatus(enum.StrEnum):
+    scheduled = "scheduled"
+    live = "live"
+    ended = "ended"
+
+
+class QueueState(enum.StrEnum):
+    queued = "queued"
+    playing = "playing"
+    played = "played"
+    skipped = "skipped"
+
+
+class ShowHashtag(Base):
+    __tablename__ = "show_hashtags"
+
+    show_id: Mapped[int] = mapped_column(
+        ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Show(Base):
+    __tablename__ = "shows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    genre_id: Mapped[int | None] = mapped_column(ForeignKey("genres.id"), index=True)
+    status: Mapped[ShowStatus] = mapped_column(
+        Enum(ShowStatus, native_enum=False, length=16), index=True
+    )
+    scheduled_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    cover_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    host: Mapped[User] = relationship(lazy="joined")
+    genre: Mapped[Genre | None] = relationship(lazy="joined")
+    hashtag_rows: Mapped[list[ShowHashtag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by=ShowHashtag.tag
+    )
+
+    @property
+    def hashtags(self) -> list[str]:
+        return [row.tag for row in self.hashtag_rows]
+
+
+class QueueItem(Base):
+    __tablename__ = "queue_items"
+    __table_args__ = (UniqueConstraint("show_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    state: Mapped[QueueState] = mapped_column(
+        Enum(QueueState, native_enum=False, length=16), default=QueueState.queued
+    )
+    added_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    track: Mapped[Track] = relationship(lazy="joined")

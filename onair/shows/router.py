@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from onair.accounts.deps import CurrentUser, MaybeUser
+from onair.accounts.router import PublicUser
+from onair.catalog.schemas import TrackOut
+from onair.context import Ctx, Db
+from onair.errors import ApiError, not_found
+from onair.shows import service
+from onair.shows.covers import save_cover
+from onair.shows.models import QueueItem, Show, ShowStatus
+
+router = APIRouter(prefix="/api/v1/shows", tags=["shows"])
+
+
+class ShowCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=120, examples=["Sunday Morning Jazz"])
+    description: str = Field(default="", max_length=4000)
+    genre: str | None = Field(default=None, max_length=64, examples=["Jazz"])
+    hashtags: list[str] = Field(default_factory=list, max_length=10, examples=[["jazz", "brunch"]])
+    scheduled_start: datetime | None = Field(
+        default=None, description="When the show is planned to start (ISO 8601 with zone)."
+    )
+
+
+class ShowEdit(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=120)
+    description: str | None = Field(default=None, max_length=4000)
+    genre: str | None = Field(default=None, max_length=64)
+    hashtags: list[str] | None = Field(default=None, max_length=10)
+    scheduled_start: datetime | None = None
+
+
+class QueueItemOut(BaseModel):
+    id: int
+    position: int
+    state: str
+    track: TrackOut
+
+    @classmethod
+    def of(cls, item: QueueItem) -> QueueItemOut:
+        return cls(id=item.id, position=item.position, state=item.state, track=TrackOut.of(item.track))
+
+
+class ShowOut(BaseModel):
+    id: int
+    title: str
+    description: str
+    genre: str | None
+    hashtags: list[str]
+    status: ShowStatus
+    scheduled_start: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    host: PublicUser
+    cover_url: str | None
+    now_playing: QueueItemOut | None = None
+
+    @classmethod
+    def of(cls, show: Show, now_playing: QueueItem | None = None) -> ShowOut:
+        return cls(
+            id=show.id,
+            title=show.title,
+            description=show.description,
+            genre=show.genre.name if show.genre else None,
+            hashtags=show.hashtags,
+            status=show.status,
+            scheduled_start=show.scheduled_start,
+            started_at=show.started_at,
+            ended_at=show.ended_at,
+            host=PublicUser.model_validate(show.host),
+            cover_url=f"/api/v1/shows/{show.id}/cover" if show.cover_path else None,
+            now_playing=QueueItemOut.of(now_playing) if now_playing else None,
+        )
+
+
+class QueueAdd(BaseModel):
+    track_id: int = Field(ge=1)
+    position: int | None = Field(default=None, ge=0, description="0 is next; omitted is last.")
+
+
+class QueueOrder(BaseModel):
+    item_ids: list[int] = Field(max_length=service.MAX_QUEUE)
+
+
+class QueueOut(BaseModel):
+    now_playing: QueueItemOut | None
+    upcoming: list[QueueItemOut]
+
+
+def _fields(body: ShowCreate | ShowEdit) -> service.ShowFields:
+    return service.ShowFields(
+        title=body.title,
+        description=body.description,
+        genre=body.genre,
+        hashtags=body.hashtags,
+        scheduled_start=body.scheduled_start,
+    )
+
+
+@router.post("", status_code=201, response_model=ShowOut, summary="Create a show (scheduled)")
+async def create_show(body: ShowCreate, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+    show = await service.create_show(db, ctx.clock, user, _fields(body))
+    await db.commit()
+    return ShowOut.of(show)
+
+
+@router.get("", response_model=list[ShowOut], summary="List shows")
+async def list_shows(
+    db: Db,
+    status: Annotated[
+        Literal["live", "upcoming", "recent"] | None,
+        Query(description="live now; upcoming, soonest first; recent, latest ended first"),
+    ] = None,
+    genre: Annotated[str | None, Query(max_length=64)] = None,
+    host: Annotated[str | None, Query(max_length=32, description="A host's username.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ShowOut]:
+    shows = await service.list_shows(
+        db, status=status, genre=genre, host=host, limit=limit, offset=offset
+    )
+    return [ShowOut.of(s) for s in shows]
+
+
+@router.get("/{show_id}", response_model=ShowOut, summary="One show, with what is playing")
+async def get_show(show_id: int, db: Db) -> ShowOut:
+    show = await service.get_show(db, show_id)
+    return ShowOut.of(show, await service.now_playing(db, show))
+
+
+@router.patch("/{show_id}", response_model=ShowOut, summary="Edit a show (host only)")
+async def edit_show(show_id: int, body: ShowEdit, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    await service.edit_show(db, ctx.clock, show, _fields(body))
+    await db.commit()
+    return ShowOut.of(show)
+
+
+@router.post("/{show_id}/live", response_model=ShowOut, summary="Go live (host only)")
+async def go_live(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    await service.go_live(db, ctx.clock, show)
+    await db.commit()
+    return ShowOut.of(show)
+
+
+@router.post("/{show_id}/end", response_model=ShowOut, summary="End the show (host only)")
+async def end_show(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    await service.end_show(db, ctx.clock, show)
+    await db.commit()
+    return ShowOut.of(show)
+
+
+@router.put("/{show_id}/cover", response_model=ShowOut, summary="Upload a cover image (host only)")
+async def upload_cover(
+    show_id: int, file: UploadFile, request: Request, user: CurrentUser, ctx: Ctx, db: Db
+) -> ShowOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    limit = ctx.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "too_large", f"the cover must be at most {limit // 1024 // 1024} MiB")
+    path = save_cover(data, ctx.settings.upload_dir / "covers", show.id)
+    old = show.cover_path
+    show.cover_path = str(path)
+    show.updated_at = ctx.clock.now()
+    await db.commit()
+    if old:
+        Path(old).unlink(missing_ok=True)
+    return ShowOut.of(show)
+
+
+@router.get("/{show_id}/cover", summary="A show's cover image", response_class=FileResponse)
+async def cover(show_id: int, db: Db) -> FileResponse:
+    show = await service.get_show(db, show_id)
+    if not show.cover_path or not Path(show.cover_path).is_file():
+        raise not_found("cover")
+    return FileResponse(show.cover_path, media_type="image/jpeg")
+
+
+@router.get(
+    "/{show_id}/queue",
+    response_model=QueueOut,
+    summary="The show's queue",
+    description="The host sees every queued song; everyone else only what is playing now, "
+    "because announcing songs in advance is not allowed on licensed webcasts.",
+)
+async def get_queue(show_id: int, user: MaybeUser, db: Db) -> QueueOut:
+    show = await service.get_show(db, show_id)
+    items = await service.queue_items(db, show)
+    return _queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
+
+
+def _queue_out(items: list[QueueItem], show: Show, user_id: int | None, moderator: bool) -> QueueOut:
+    playing = next((i for i in items if i.state == "playing"), None)
+    upcoming = [i for i in items if i.state == "queued"]
+    if user_id != show.host_id and not moderator:
+        upcoming = []
+    return QueueOut(
+        now_playing=QueueItemOut.of(playing) if playing else None,
+        upcoming=[QueueItemOut.of(i) for i in upcoming],
+    )
+
+
+@router.post("/{show_id}/queue", status_code=201, response_model=QueueOut, summary="Queue a song")
+async def add_to_queue(
+    show_id: int, body: QueueAdd, user: CurrentUser, ctx: Ctx, db: Db
+) -> QueueOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position)
+    await db.commit()
+    return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+
+
+@router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
+async def remove_from_queue(show_id: int, item_id: int, user: CurrentUser, db: Db) -> QueueOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    await service.remove_from_queue(db, show, item_id)
+    await db.commit()
+    return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+
+
+@router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
+async def reorder_queue(show_id: int, body: QueueOrder, user: CurrentUser, db: Db) -> QueueOut:
+    show = await service.get_show(db, show_id)
+    service.require_host(show, user)
+    items = await service.reorder_queue(db, show, body.item_ids)
+    await db.commit()
+    return _queue_out(items, show, user.id, user.is_moderator)

@@ -1,0 +1,1 @@
+"""Pages (Jinja2 templates) and static ES modules; no build step."""
