@@ -1,4 +1,4 @@
-"""What the app factory builds once and every request shares: settings, clock, database, limiters."""
+"""What the app factory builds once and every request shares: settings, clock, database."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ class OnAir:
     def __post_init__(self) -> None:
         s = self.settings
         self.limiters = Limiters(
-            signup=RateLimiter(self.clock, burst=s.signup_per_hour, per_seconds=3600, name="sign-ups"),
+            signup=RateLimiter(
+                self.clock, burst=s.signup_per_hour, per_seconds=3600, name="sign-ups"
+            ),
             login=RateLimiter(self.clock, burst=s.login_per_minute, per_seconds=60, name="logins"),
         )
 

@@ -53,7 +53,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def sign_up(client: httpx.AsyncClient, username: str, password: str = "correct horse") -> dict[str, object]:
+async def sign_up(
+    client: httpx.AsyncClient, username: str, password: str = "correct horse"
+) -> dict[str, object]:
     r = await client.post(
         "/api/v1/accounts/signup",
         json={"username": username, "email": f"{username}@example.org", "password": password},

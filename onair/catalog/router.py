@@ -33,7 +33,9 @@ async def search_catalog(
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     playable: Annotated[bool, Query(description="Only tracks with audio.")] = False,
 ) -> SearchResults:
-    ids = await search.search_track_ids(db, q, limit=limit if not playable else limit * 5, offset=offset)
+    ids = await search.search_track_ids(
+        db, q, limit=limit if not playable else limit * 5, offset=offset
+    )
     tracks = await service.tracks_by_ids(db, ids)
     if playable:
         tracks = [t for t in tracks if t.playable][:limit]
@@ -48,7 +50,9 @@ async def get_track(track_id: int, db: Db) -> TrackOut:
     return TrackOut.of(track)
 
 
-@router.get("/tracks/{track_id}/artwork", summary="A track's cover art", response_class=FileResponse)
+@router.get(
+    "/tracks/{track_id}/artwork", summary="A track's cover art", response_class=FileResponse
+)
 async def track_artwork(track_id: int, db: Db) -> FileResponse:
     track = await service.get_track(db, track_id)
     if track is None or not track.artwork_path or not Path(track.artwork_path).is_file():

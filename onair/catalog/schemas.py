@@ -48,7 +48,9 @@ class TrackOut(BaseModel):
             explicit=track.explicit,
             loudness_lufs=track.loudness_lufs,
             playable=track.playable,
-            artwork_url=f"/api/v1/catalog/tracks/{track.id}/artwork" if track.artwork_path else None,
+            artwork_url=f"/api/v1/catalog/tracks/{track.id}/artwork"
+            if track.artwork_path
+            else None,
             licence=LicenceOut(
                 territories=lic.territories.split(","),
                 starts_on=lic.starts_on,

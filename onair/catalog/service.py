@@ -49,7 +49,7 @@ class TrackInput:
 
 
 class CatalogWriter:
-    """Upserts tracks by source key, caching artists, genres and albums for the length of a batch."""
+    """Upserts tracks by source key, caching artists, genres and albums for a whole import."""
 
     def __init__(self, db: AsyncSession, clock: Clock) -> None:
         self._db = db
@@ -59,6 +59,15 @@ class CatalogWriter:
         self._albums: dict[str, Album] = {}
 
     async def write(self, items: Sequence[TrackInput]) -> list[Track]:
+        # Related rows first, for the whole batch: their lookups flush, so no track may be
+        # half-filled in the session while they run.
+        for item in items:
+            if item.album:
+                await self._album(item)
+            for name in item.artists:
+                await self._artist(name)
+            for name in item.genres:
+                await self._genre(name)
         keys = [item.source_key for item in items]
         existing = {
             t.source_key: t
@@ -73,14 +82,16 @@ class CatalogWriter:
             track = existing.get(item.source_key)
             if track is None:
                 track = Track(source_key=item.source_key, created_at=self._clock.now())
+                self._fill(track, item)
                 self._db.add(track)
-            await self._fill(track, item)
+            else:
+                self._fill(track, item)
             tracks.append(track)
         await self._db.flush()
         await search.index_tracks(self._db, tracks)
         return tracks
 
-    async def _fill(self, track: Track, item: TrackInput) -> None:
+    def _fill(self, track: Track, item: TrackInput) -> None:
         track.source = item.source
         track.title = item.title
         track.track_number = item.track_number
@@ -91,12 +102,12 @@ class CatalogWriter:
         track.loudness_lufs = item.loudness_lufs
         track.audio_path = item.audio_path
         track.artwork_path = item.artwork_path
-        track.album = await self._album(item) if item.album else None
-        artists = [await self._artist(name) for name in dict.fromkeys(item.artists)]
+        track.album = self._albums[self._album_key(item)] if item.album else None
+        artists = [self._artists[name] for name in dict.fromkeys(item.artists)]
         track.artist_links = [
             TrackArtist(artist=a, artist_id=a.id, position=i) for i, a in enumerate(artists)
         ]
-        genres = {g.id: g for g in [await self._genre(name) for name in item.genres]}
+        genres = {g.id: g for g in (self._genres[slugify(name)] for name in item.genres)}
         track.genre_links = [TrackGenre(genre=g, genre_id=g.id) for g in genres.values()]
         terms = item.licence
         licence = track.licence or Licence()
@@ -131,9 +142,14 @@ class CatalogWriter:
         self._genres[slug] = genre
         return genre
 
+    @staticmethod
+    def _album_key(item: TrackInput) -> str:
+        artist = item.album_artist or (item.artists[0] if item.artists else "")
+        return f"{item.source}:{slugify(artist)}:{slugify(item.album or '')}"
+
     async def _album(self, item: TrackInput) -> Album:
         artist = item.album_artist or (item.artists[0] if item.artists else "")
-        key = f"{item.source}:{slugify(artist)}:{slugify(item.album or '')}"
+        key = self._album_key(item)
         if key in self._albums:
             return self._albums[key]
         album = await self._db.scalar(select(Album).where(Album.source_key == key))

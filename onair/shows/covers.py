@@ -23,7 +23,9 @@ def save_cover(data: bytes, folder: Path, show_id: int) -> Path:
             img.load()
             picture = img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise ApiError(415, "not_an_image", "the cover must be a PNG, JPEG, GIF or WebP image")
+        raise ApiError(
+            415, "not_an_image", "the cover must be a PNG, JPEG, GIF or WebP image"
+        ) from None
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"show-{show_id}-{secrets.token_hex(4)}.jpg"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -46,7 +47,9 @@ class QueueItemOut(BaseModel):
 
     @classmethod
     def of(cls, item: QueueItem) -> QueueItemOut:
-        return cls(id=item.id, position=item.position, state=item.state, track=TrackOut.of(item.track))
+        return cls(
+            id=item.id, position=item.position, state=item.state, track=TrackOut.of(item.track)
+        )
 
 
 class ShowOut(BaseModel):
@@ -173,7 +176,7 @@ async def upload_cover(
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, "too_large", f"the cover must be at most {limit // 1024 // 1024} MiB")
-    path = save_cover(data, ctx.settings.upload_dir / "covers", show.id)
+    path = await asyncio.to_thread(save_cover, data, ctx.settings.upload_dir / "covers", show.id)
     old = show.cover_path
     show.cover_path = str(path)
     show.updated_at = ctx.clock.now()
@@ -204,7 +207,9 @@ async def get_queue(show_id: int, user: MaybeUser, db: Db) -> QueueOut:
     return _queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
 
 
-def _queue_out(items: list[QueueItem], show: Show, user_id: int | None, moderator: bool) -> QueueOut:
+def _queue_out(
+    items: list[QueueItem], show: Show, user_id: int | None, moderator: bool
+) -> QueueOut:
     playing = next((i for i in items if i.state == "playing"), None)
     upcoming = [i for i in items if i.state == "queued"]
     if user_id != show.host_id and not moderator:

@@ -184,7 +184,10 @@ async def list_shows(
 async def queue_items(db: AsyncSession, show: Show) -> list[QueueItem]:
     stmt = (
         select(QueueItem)
-        .where(QueueItem.show_id == show.id, QueueItem.state.in_([QueueState.queued, QueueState.playing]))
+        .where(
+            QueueItem.show_id == show.id,
+            QueueItem.state.in_([QueueState.queued, QueueState.playing]),
+        )
         .order_by(QueueItem.position)
     )
     return list((await db.scalars(stmt)).unique())

@@ -1,0 +1,7 @@
+.PHONY: run test check
+run:
+	scripts/run
+test:
+	scripts/test
+check:
+	scripts/check

@@ -1,0 +1,3 @@
+from onair.cli import main
+
+main()
