@@ -63,3 +63,33 @@ async def sign_up(
     assert r.status_code == 201, r.text
     body: dict[str, object] = r.json()
     return body
+
+
+def _service_missing(what: str) -> None:
+    if os.environ.get("ONAIR_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required (ONAIR_REQUIRE_SERVICES=1) but not reachable")
+    pytest.skip(f"{what} not reachable on 127.0.0.1; start it to run this test")
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, uniquely named PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    import secrets
+
+    import asyncpg
+
+    admin_dsn = os.environ.get(
+        "ONAIR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    try:
+        admin = await asyncpg.connect(admin_dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        _service_missing(f"PostgreSQL ({exc.__class__.__name__})")
+    name = f"onair_test_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
