@@ -11,6 +11,7 @@ from onair.catalog import search, service
 from onair.catalog.schemas import TrackOut
 from onair.context import Db
 from onair.errors import not_found
+from onair.types import PathId
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
 
@@ -43,7 +44,7 @@ async def search_catalog(
 
 
 @router.get("/tracks/{track_id}", response_model=TrackOut, summary="One track")
-async def get_track(track_id: int, db: Db) -> TrackOut:
+async def get_track(track_id: PathId, db: Db) -> TrackOut:
     track = await service.get_track(db, track_id)
     if track is None:
         raise not_found("track")
@@ -53,7 +54,7 @@ async def get_track(track_id: int, db: Db) -> TrackOut:
 @router.get(
     "/tracks/{track_id}/artwork", summary="A track's cover art", response_class=FileResponse
 )
-async def track_artwork(track_id: int, db: Db) -> FileResponse:
+async def track_artwork(track_id: PathId, db: Db) -> FileResponse:
     track = await service.get_track(db, track_id)
     if track is None or not track.artwork_path or not Path(track.artwork_path).is_file():
         raise not_found("artwork")

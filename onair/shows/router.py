@@ -17,6 +17,7 @@ from onair.errors import ApiError, not_found
 from onair.shows import service
 from onair.shows.covers import save_cover
 from onair.shows.models import QueueItem, Show, ShowStatus
+from onair.types import BodyId, PathId
 
 router = APIRouter(prefix="/api/v1/shows", tags=["shows"])
 
@@ -85,12 +86,12 @@ class ShowOut(BaseModel):
 
 
 class QueueAdd(BaseModel):
-    track_id: int = Field(ge=1)
+    track_id: BodyId
     position: int | None = Field(default=None, ge=0, description="0 is next; omitted is last.")
 
 
 class QueueOrder(BaseModel):
-    item_ids: list[int] = Field(max_length=service.MAX_QUEUE)
+    item_ids: list[BodyId] = Field(max_length=service.MAX_QUEUE)
 
 
 class QueueOut(BaseModel):
@@ -134,13 +135,15 @@ async def list_shows(
 
 
 @router.get("/{show_id}", response_model=ShowOut, summary="One show, with what is playing")
-async def get_show(show_id: int, db: Db) -> ShowOut:
+async def get_show(show_id: PathId, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
     return ShowOut.of(show, await service.now_playing(db, show))
 
 
 @router.patch("/{show_id}", response_model=ShowOut, summary="Edit a show (host only)")
-async def edit_show(show_id: int, body: ShowEdit, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+async def edit_show(
+    show_id: PathId, body: ShowEdit, user: CurrentUser, ctx: Ctx, db: Db
+) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     await service.edit_show(db, ctx.clock, show, _fields(body))
@@ -149,7 +152,7 @@ async def edit_show(show_id: int, body: ShowEdit, user: CurrentUser, ctx: Ctx, d
 
 
 @router.post("/{show_id}/live", response_model=ShowOut, summary="Go live (host only)")
-async def go_live(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+async def go_live(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     await service.go_live(db, ctx.clock, show)
@@ -158,7 +161,7 @@ async def go_live(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
 
 
 @router.post("/{show_id}/end", response_model=ShowOut, summary="End the show (host only)")
-async def end_show(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
+async def end_show(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     await service.end_show(db, ctx.clock, show)
@@ -168,7 +171,7 @@ async def end_show(show_id: int, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut
 
 @router.put("/{show_id}/cover", response_model=ShowOut, summary="Upload a cover image (host only)")
 async def upload_cover(
-    show_id: int, file: UploadFile, request: Request, user: CurrentUser, ctx: Ctx, db: Db
+    show_id: PathId, file: UploadFile, request: Request, user: CurrentUser, ctx: Ctx, db: Db
 ) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
@@ -187,7 +190,7 @@ async def upload_cover(
 
 
 @router.get("/{show_id}/cover", summary="A show's cover image", response_class=FileResponse)
-async def cover(show_id: int, db: Db) -> FileResponse:
+async def cover(show_id: PathId, db: Db) -> FileResponse:
     show = await service.get_show(db, show_id)
     if not show.cover_path or not Path(show.cover_path).is_file():
         raise not_found("cover")
@@ -201,7 +204,7 @@ async def cover(show_id: int, db: Db) -> FileResponse:
     description="The host sees every queued song; everyone else only what is playing now, "
     "because announcing songs in advance is not allowed on licensed webcasts.",
 )
-async def get_queue(show_id: int, user: MaybeUser, db: Db) -> QueueOut:
+async def get_queue(show_id: PathId, user: MaybeUser, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
     items = await service.queue_items(db, show)
     return _queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
@@ -222,7 +225,7 @@ def _queue_out(
 
 @router.post("/{show_id}/queue", status_code=201, response_model=QueueOut, summary="Queue a song")
 async def add_to_queue(
-    show_id: int, body: QueueAdd, user: CurrentUser, ctx: Ctx, db: Db
+    show_id: PathId, body: QueueAdd, user: CurrentUser, ctx: Ctx, db: Db
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
@@ -232,7 +235,9 @@ async def add_to_queue(
 
 
 @router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
-async def remove_from_queue(show_id: int, item_id: int, user: CurrentUser, db: Db) -> QueueOut:
+async def remove_from_queue(
+    show_id: PathId, item_id: PathId, user: CurrentUser, db: Db
+) -> QueueOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     await service.remove_from_queue(db, show, item_id)
@@ -241,7 +246,7 @@ async def remove_from_queue(show_id: int, item_id: int, user: CurrentUser, db: D
 
 
 @router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
-async def reorder_queue(show_id: int, body: QueueOrder, user: CurrentUser, db: Db) -> QueueOut:
+async def reorder_queue(show_id: PathId, body: QueueOrder, user: CurrentUser, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     items = await service.reorder_queue(db, show, body.item_ids)
