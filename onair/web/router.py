@@ -1,10 +1,163 @@
+"""The pages: server-rendered HTML read through the domain services; small ES modules do the rest.
+
+Everything a page changes goes through the JSON API from the browser, so the rules live in one
+place (the services behind `/api/v1`) and the pages only read.
+"""
+
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+
+from onair.accounts.deps import MaybeUser
+from onair.accounts.models import User
+from onair.catalog import search
+from onair.catalog import service as catalog
+from onair.catalog.schemas import TrackOut
+from onair.context import Db
+from onair.shows import service as shows
+from onair.shows.models import QueueState
+from onair.shows.router import QueueItemOut, QueueOut, ShowOut
+from onair.web.error_pages import error_page, install_html_errors
+from onair.web.rendering import STATIC_DIR, login_url, make_templates, render, safe_next
+
+router = APIRouter(include_in_schema=False)
+
+HOME_LIVE = 24
+HOME_UPCOMING = 24
+HOME_RECENT = 12
+SEARCH_LIMIT = 30
+
+
+async def _viewer(request: Request, user: MaybeUser) -> User | None:
+    # Kept on the request so an error page rendered later still knows who is signed in.
+    request.state.viewer = user
+    return user
+
+
+Viewer = Annotated[User | None, Depends(_viewer)]
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(login_url(request), status_code=303)
+
+
+async def _sections(
+    db: Db, *, genre: str | None = None, host: str | None = None
+) -> dict[str, list[ShowOut]]:
+    async def listed(status: str, limit: int) -> list[ShowOut]:
+        found = await shows.list_shows(db, status=status, genre=genre, host=host, limit=limit)
+        return [ShowOut.of(s) for s in found]
+
+    return {
+        "live": await listed("live", HOME_LIVE),
+        "upcoming": await listed("upcoming", HOME_UPCOMING),
+        "recent": await listed("recent", HOME_RECENT),
+    }
+
+
+@router.get("/")
+async def home(request: Request, viewer: Viewer, db: Db) -> Response:
+    context: dict[str, Any] = {
+        "sections": await _sections(db),
+        "genres": await catalog.list_genres(db),
+    }
+    return render(request, "home.html", context, viewer=viewer)
+
+
+@router.get("/genres/{slug}")
+async def genre_page(request: Request, slug: str, viewer: Viewer, db: Db) -> Response:
+    genre = next((g for g in await catalog.list_genres(db) if g.slug == slug), None)
+    if genre is None:
+        return await error_page(request, 404, "genre not found")
+    context = {"genre": genre, "sections": await _sections(db, genre=genre.slug)}
+    return render(request, "genre.html", context, viewer=viewer)
+
+
+@router.get("/users/{username}")
+async def host_page(request: Request, username: str, viewer: Viewer, db: Db) -> Response:
+    # A lookup the accounts service does not offer yet; it only reads, so it lives here for now.
+    host = await db.scalar(select(User).where(User.username == username.lower()))
+    if host is None:
+        return await error_page(request, 404, "user not found")
+    context = {"host": host, "sections": await _sections(db, host=host.username)}
+    return render(request, "host.html", context, viewer=viewer)
+
+
+@router.get("/signup")
+async def signup_page(
+    request: Request, viewer: Viewer, next: Annotated[str, Query(max_length=2000)] = "/"
+) -> Response:
+    target = safe_next(next)
+    if viewer is not None:
+        return RedirectResponse(target, status_code=303)
+    return render(request, "signup.html", {"next": target}, viewer=viewer)
+
+
+@router.get("/login")
+async def login_page(
+    request: Request, viewer: Viewer, next: Annotated[str, Query(max_length=2000)] = "/"
+) -> Response:
+    target = safe_next(next)
+    if viewer is not None:
+        return RedirectResponse(target, status_code=303)
+    return render(request, "login.html", {"next": target}, viewer=viewer)
+
+
+@router.get("/search")
+async def search_page(
+    request: Request, viewer: Viewer, db: Db, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    # The page answers without JavaScript too; with it, search.js refines as the user types.
+    ids = await search.search_track_ids(db, q, limit=SEARCH_LIMIT) if q.strip() else []
+    tracks = [TrackOut.of(t) for t in await catalog.tracks_by_ids(db, ids)]
+    return render(request, "search.html", {"q": q, "tracks": tracks}, viewer=viewer)
+
+
+@router.get("/shows/new")
+async def new_show_page(request: Request, viewer: Viewer, db: Db) -> Response:
+    if viewer is None:
+        return _to_login(request)
+    context = {"genres": await catalog.list_genres(db)}
+    return render(request, "new_show.html", context, viewer=viewer)
+
+
+@router.get("/shows/{show_id}")
+async def show_page(request: Request, show_id: int, viewer: Viewer, db: Db) -> Response:
+    show = await shows.get_show(db, show_id)
+    out = ShowOut.of(show, await shows.now_playing(db, show))
+    is_host = viewer is not None and (viewer.id == show.host_id or viewer.is_moderator)
+    return render(request, "show.html", {"show": out, "is_host": is_host}, viewer=viewer)
+
+
+@router.get("/shows/{show_id}/console")
+async def console_page(request: Request, show_id: int, viewer: Viewer, db: Db) -> Response:
+    if viewer is None:
+        return _to_login(request)
+    show = await shows.get_show(db, show_id)
+    shows.require_host(show, viewer)
+    items = await shows.queue_items(db, show)
+    playing = next((i for i in items if i.state is QueueState.playing), None)
+    queue = QueueOut(
+        now_playing=QueueItemOut.of(playing) if playing else None,
+        upcoming=[QueueItemOut.of(i) for i in items if i.state is QueueState.queued],
+    )
+    context = {
+        "show": ShowOut.of(show, playing),
+        "queue": queue,
+        "queue_json": queue.model_dump(mode="json"),
+        "genres": await catalog.list_genres(db),
+    }
+    return render(request, "console.html", context, viewer=viewer)
 
 
 def mount_web(app: FastAPI) -> None:
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home() -> str:
-        return "<!doctype html><title>OnAir</title><h1>OnAir</h1>"
+    """Adds the pages and /static to `app`; call after the API's JSON error handlers exist."""
+    app.state.web_templates = make_templates()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
+    install_html_errors(app)
