@@ -1,0 +1,172 @@
+"""A real OnAir on 127.0.0.1 and Debian's Chromium driven by Playwright, for browser tests.
+
+The server runs uvicorn in a background thread on a socket bound before it starts (so the port
+is free and known), over a fresh SQLite database with a few playable songs made with PyAV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import uvicorn
+from playwright.sync_api import BrowserContext, Playwright, sync_playwright
+
+from onair.app import create_app
+from onair.catalog.service import CatalogWriter, TrackInput
+from onair.clock import SystemClock
+from onair.db.base import make_engine, make_sessionmaker
+from onair.db.migrate import upgrade
+from onair.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+SONGS = [
+    ("Sugar Plum Dance", ("Celesta Collective",), "Nutcracker Remixed", 330.0),
+    ("Harbour Lights", ("The Quay Band",), "Night Ferry", 214.0),
+    ("Neon Drive", ("Synth Avenue", "Mira K"), None, 187.0),
+]
+
+
+def tone(path: Path, seconds: float = 1.0, rate: int = 48_000) -> float:
+    """A short sine tone written as real 16-bit WAV through PyAV; returns its length."""
+    samples = int(seconds * rate)
+    wave = 0.2 * np.sin(2 * np.pi * 440.0 * np.arange(samples) / rate)
+    pcm = (wave * 32767).astype(np.int16).reshape(1, -1)
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.time_base = Fraction(1, rate)
+        frame.pts = 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as probe:
+        return float(probe.duration or 0) / av.time_base
+
+
+async def _seed(url: str, audio: Path) -> None:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            items = [
+                TrackInput(
+                    source="test",
+                    source_key=f"e2e:{i}",
+                    title=title,
+                    artists=artists,
+                    album=album,
+                    genres=("Jazz",) if i == 1 else ("Electronic",),
+                    duration_s=duration,
+                    explicit=title == "Neon Drive",
+                    audio_path=str(audio),
+                )
+                for i, (title, artists, album, duration) in enumerate(SONGS)
+            ]
+            # Metadata without audio: the console must not offer it.
+            items.append(
+                TrackInput(
+                    source="test", source_key="e2e:paper", title="Neon Paper", artists=("X",)
+                )
+            )
+            await CatalogWriter(db, SystemClock()).write(items)
+            await db.commit()
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("onair-e2e")
+    settings = Settings(data_dir=data / "var")
+    settings.data_dir.mkdir(parents=True)
+    upgrade(settings.resolved_database_url)
+    audio = data / "tone.wav"
+    assert tone(audio) > 0.9
+    asyncio.run(_seed(settings.resolved_database_url, audio))
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning",
+        loop="asyncio",
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser(playwright: Playwright, tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh profile in Debian's Chromium, in a zone away from UTC to prove local times."""
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 800},
+        locale="en-GB",
+        timezone_id="Europe/Amsterdam",
+    )
+    context.set_default_timeout(5_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
