@@ -263,3 +263,15 @@ async def test_log_in_pages_redirect_signed_in_users_and_refuse_foreign_next(
     assert r.status_code == 303 and r.headers["location"] == "/"
     home = await page(client, "/")
     assert "Log out" in home and 'href="/users/already"' in home and "New show" in home
+
+
+async def test_a_crash_in_a_page_is_an_html_500_and_logged(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("onair.web.router.shows.get_show", broken)
+    html = await page(client, "/shows/1", 500)
+    assert "Something went wrong" in html and "on fire" not in html
+    assert any("unhandled error on GET /shows/1" in r.getMessage() for r in caplog.records)

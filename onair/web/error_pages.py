@@ -81,6 +81,10 @@ def _html_or(original: Handler | None) -> Handler:
     async def handle(request: Request, exc: Exception) -> Response:
         if wants_html(request):
             status, message = _status_and_message(exc)
+            if status >= 500:
+                log.exception(
+                    "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
+                )
             return await error_page(request, status, message)
         if original is None:
             return PlainTextResponse("internal error", status_code=500)

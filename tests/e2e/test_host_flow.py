@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from tests.e2e.conftest import LiveServer
 
@@ -32,10 +32,19 @@ def queue_titles(page: Page) -> list[str]:
 
 
 def watch_for_errors(page: Page) -> list[str]:
-    """Script errors and CSP refusals, which Chromium reports on the console."""
+    """Script errors, CSP refusals and server errors; refusals the test provokes (4xx) are fine."""
     errors: list[str] = []
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            errors.append(msg.text)
+
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("console", on_console)
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None,
+    )
     return errors
 
 
@@ -169,6 +178,53 @@ def test_a_host_schedules_queues_and_goes_live(
     expect(page.get_by_text("#late")).to_be_visible()
     assert page.locator("img.cover").evaluate("img => img.naturalWidth") == 400
     shoot(page, artifacts, "show-live")
+
+    # Back in the console: an API refusal shows inline, then a fix saves; then end the show.
+    page.get_by_role("link", name="Open the host console").click()
+    page.get_by_label("Hashtags").fill("#late #no-dashes")
+    page.get_by_role("button", name="Save details").click()
+    expect(page.locator("[data-edit-error]")).to_contain_text("no-dashes")
+    page.get_by_label("Hashtags").fill("#late #harbour #jazz")
+    page.get_by_label("Title").fill("Harbour Sessions Live")
+    page.get_by_role("button", name="Save details").click()
+    expect(page.locator("[data-edit-status]")).to_have_text("Saved.")
+    expect(page.locator("[data-edit-error]")).to_be_empty()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Harbour Sessions Live")
+    page.get_by_role("button", name="Remove Sugar Plum Dance").click()
+    expect(page.locator("[data-queue] li")).to_have_count(2)
+    assert queue_titles(page) == ["Harbour Lights", "Neon Drive"]
+    expect(page.get_by_role("button", name="Remove Harbour Lights")).to_be_focused()
+    end = page.locator("[data-end-show]")
+    end.click()
+    expect(end).to_have_text("Press again to end")
+    end.click()
+    expect(page.locator("[data-status-badge]")).to_have_text("Ended")
+    expect(page.locator("[data-status-message]")).to_contain_text("The show has ended")
+    expect(page.get_by_label("Search playable songs")).to_be_disabled()
+    shoot(page, artifacts, "console-ended")
+    page.goto(base + "/")
+    expect(
+        page.locator("#recent").get_by_role("link", name="Harbour Sessions Live")
+    ).to_be_visible()
+    expect(page.locator("#live")).to_contain_text("Nobody is live right now")
+
+    # Log out; a page that needs an account sends the visitor through log-in and back.
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    page.goto(base + "/shows/new")
+    page.wait_for_url("**/login?next=/shows/new")
+    page.get_by_label("Username or email").fill("dj_nova")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("[data-form-error]")).to_have_text("Wrong username or password.")
+    page.get_by_label("Password").fill("a long enough password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/shows/new")
+
+    response = page.goto(base + "/shows/99999")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    shoot(page, artifacts, "not-found")
 
     # Search page as a listener would use it.
     page.goto(base + "/search")

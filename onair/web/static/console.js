@@ -265,6 +265,9 @@ endButton.addEventListener("click", async () => {
     return;
   }
   applyStatus(result.data);
+  say(q("[data-edit-status]"), "");
+  // The message says it (and is announced), so the page's standing note would only repeat it.
+  q("[data-ended-note]").hidden = true;
   say(statusMessage, "The show has ended. Thanks for hosting!");
   q("h1").focus();
 });
