@@ -60,8 +60,9 @@ def add_song(page: Page, query: str, title: str) -> None:
 
 
 def test_a_host_schedules_queues_and_goes_live(
-    live_server: LiveServer, browser: BrowserContext, artifacts: Path, tmp_path: Path
+    browser: BrowserContext, live_server: LiveServer, artifacts: Path, tmp_path: Path
 ) -> None:
+    # `browser` comes first so a missing Chromium skips before a server is started.
     base = live_server.url
     page = browser.new_page()
     errors = watch_for_errors(page)
