@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import fractions
-import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from onair.catalog.audiofile import (
     AudioFileInfo,
     probe_audio_file,
 )
+from tests.conftest import shared_data
 
 # The smallest valid PNG (1x1, transparent): real image bytes for artwork round trips.
 PNG = base64.b64decode(
@@ -34,9 +34,7 @@ TONE_SECONDS = 2.0
 
 
 def _shared_audio_dir() -> Path:
-    root = os.environ.get("ONAIR_SHARED_DATA")
-    data = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return data / "audio"
+    return shared_data() / "audio"
 
 
 def _write_tone(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -15,14 +14,13 @@ import numpy.typing as npt
 import pytest
 
 from onair.studio.loudness import LoudnessMeter, integrated_loudness, k_weighting_sos
+from tests.conftest import shared_data
 
 Signal = npt.NDArray[np.float64]
 
 
 def _shared_audio_dir() -> Path:
-    root = os.environ.get("ONAIR_SHARED_DATA")
-    data = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return data / "audio"
+    return shared_data() / "audio"
 
 
 def _tone(dbfs: float, seconds: float, rate: int = 48_000, channels: int = 2) -> Signal:
