@@ -7,10 +7,12 @@ is free and known), over a fresh SQLite database with a few playable songs made 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +30,8 @@ from onair.db.base import make_engine, make_sessionmaker
 from onair.db.migrate import upgrade
 from onair.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium, never a downloaded browser; ONAIR_CHROMIUM points elsewhere if need be.
+CHROMIUM = Path(os.environ.get("ONAIR_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -106,10 +109,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     data = tmp_path_factory.mktemp("onair-e2e")
     settings = Settings(data_dir=data / "var")
     settings.data_dir.mkdir(parents=True)
-    upgrade(settings.resolved_database_url)
     audio = data / "tone.wav"
     assert tone(audio) > 0.9
-    asyncio.run(_seed(settings.resolved_database_url, audio))
+
+    def prepare() -> None:
+        upgrade(settings.resolved_database_url)
+        asyncio.run(_seed(settings.resolved_database_url, audio))
+
+    # In a thread of its own: sync Playwright keeps an event loop running on this one, and both
+    # the migrations and the seeding start loops of their own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(prepare).result()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
