@@ -1,0 +1,42 @@
+"""Equal-power fade curves for segueing one track into the next.
+
+Two uncorrelated songs summed with gains ``sin`` and ``cos`` of the same angle keep their total
+power constant (sin² + cos² = 1), so a crossfade neither dips in the middle, as a linear fade
+between unrelated material does (-3 dB at the midpoint), nor bulges.
+
+Curves are evaluated at arbitrary sample positions so a fade can begin mid-frame and survive a
+pause: the deck tracks each fade by the track's own sample position, not by the program clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["fade_in_gain", "fade_out_gain"]
+
+Gains = npt.NDArray[np.float32]
+
+
+def fade_in_gain(positions: npt.NDArray[np.int64], start: int, length: int) -> Gains:
+    """Gain rising 0 → 1 over ``length`` samples from ``start``, equal-power shaped.
+
+    ``positions`` are sample indices in the same count as ``start``; before the fade the gain is
+    0, after it 1. A zero-length fade is a cut.
+    """
+    if length <= 0:
+        return (positions >= start).astype(np.float32)
+    t = np.clip((positions - start) * (1.0 / length), 0.0, 1.0)
+    gains: Gains = np.sin(t * (math.pi / 2.0)).astype(np.float32)
+    return gains
+
+
+def fade_out_gain(positions: npt.NDArray[np.int64], start: int, length: int) -> Gains:
+    """Gain falling 1 → 0 over ``length`` samples from ``start``, equal-power shaped."""
+    if length <= 0:
+        return (positions < start).astype(np.float32)
+    t = np.clip((positions - start) * (1.0 / length), 0.0, 1.0)
+    gains: Gains = np.cos(t * (math.pi / 2.0)).astype(np.float32)
+    return gains

@@ -1,0 +1,882 @@
+"""The music deck: plays the show's queue in full, crossfaded and loudness-normalised.
+
+Decoding happens ahead of playback, off the frame path: each track on air (and the next one,
+opened before it is needed) has a bounded ring of decoded 48 kHz stereo samples that a decoder
+fills, by default in one background thread per deck. ``MusicDeck.next_frame`` only copies from
+those rings, so the 20 ms frame path never waits on the disk or on FFmpeg; if a ring is ever
+short it plays silence for the missing part and counts an underrun rather than blocking.
+
+Segues follow radio-automation practice: when the decoder reaches the end of the song on air
+(the ring holds more than the crossfade, so the exact end is known before the segue starts), the
+deck schedules an equal-power crossfade over the song's last ``crossfade_s`` seconds into the next
+one, which was opened and pre-decoded while the first one played. A skip is the same segue made
+short (``SKIP_FADE_S``) and started at once.
+
+Events carry the program ``pts`` (sample index) at which a thing is heard, so now-playing titles,
+ICY metadata and the play log change with the audio, not with the decoder running ahead.
+
+All public methods take the deck's lock, so controls may come from another thread than the one
+calling ``next_frame``; they take effect at the next frame boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from onair.studio.crossfade import fade_in_gain, fade_out_gain
+from onair.studio.frames import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Samples
+
+__all__ = [
+    "DeckEvent",
+    "DeckTrack",
+    "MusicDeck",
+    "QueueEmpty",
+    "TrackEnded",
+    "TrackFailed",
+    "TrackStarted",
+    "loudness_gain_db",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CROSSFADE_S: Final = 3.0
+MAX_CROSSFADE_S: Final = 15.0
+DEFAULT_TARGET_LUFS: Final = -16.0
+# A quiet master is lifted at most this much, so a near-silent intro or a mis-measured track does
+# not come out as amplified hiss; a hot master is cut at most this much.
+MIN_TRACK_GAIN_DB: Final = -20.0
+MAX_TRACK_GAIN_DB: Final = 12.0
+SKIP_FADE_S: Final = 0.1
+# Decoded audio held beyond the crossfade, so the decoder meets the end of a song (and the deck
+# learns its exact length) before the segue has to start, with slack for a slow disk.
+DECODE_AHEAD_S: Final = 2.0
+# How much of the next song is pre-decoded before it goes on air: enough to start a segue or a
+# skip at once, small enough that a queue reshuffle throws little work away.
+PREPARE_S: Final = 1.0
+# The auto-DJ is asked this long before the segue would start, leaving time to open and
+# pre-decode its pick; a "nothing yet" answer is retried after AUTO_DJ_RETRY_S.
+AUTO_DJ_LEAD_S: Final = 10.0
+AUTO_DJ_RETRY_S: Final = 1.0
+# The fader glides to a new setting with this time constant: a hand on a fader, not a switch,
+# and no zipper noise when a UI slider sends a burst of values.
+FADER_SMOOTHING_S: Final = 0.05
+MAX_FADER_GAIN: Final = 2.0
+_DECODER_POLL_S: Final = 0.05
+
+
+@dataclass(frozen=True)
+class DeckTrack:
+    """One song as the deck needs it; the app builds these from the show's queue."""
+
+    queue_item_id: int | None  # None for an auto-DJ pick, which is not in the show's queue
+    track_id: int
+    path: Path
+    title: str
+    artists: tuple[str, ...]
+    loudness_lufs: float | None  # integrated loudness measured at import; None if unknown
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class TrackStarted:
+    track: DeckTrack
+    pts: int  # first program sample at which the song is heard (the start of its fade-in)
+    auto_dj: bool = False
+
+
+@dataclass(frozen=True)
+class TrackEnded:
+    track: DeckTrack
+    pts: int  # program sample just after the song's last audible sample
+    seconds_played: float
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class TrackFailed:
+    track: DeckTrack
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueEmpty:
+    """The queue ran dry and the deck turned to the auto-DJ; sent once per dry spell."""
+
+    pts: int
+
+
+DeckEvent = TrackStarted | TrackEnded | TrackFailed | QueueEmpty
+
+
+def loudness_gain_db(
+    loudness_lufs: float | None,
+    target_lufs: float = DEFAULT_TARGET_LUFS,
+) -> float:
+    """The gain that brings a track measured at ``loudness_lufs`` to ``target_lufs``.
+
+    Unknown or unmeasurable loudness (None, silence's -inf, NaN) plays as mastered.
+    """
+    if loudness_lufs is None or not math.isfinite(loudness_lufs):
+        return 0.0
+    return min(MAX_TRACK_GAIN_DB, max(MIN_TRACK_GAIN_DB, target_lufs - loudness_lufs))
+
+
+class _SampleRing:
+    """A fixed ring of decoded samples with one writer (the decoder) and one reader (the deck).
+
+    The writer only fills free space and the reader only drains filled space, so the copies run
+    outside the lock; the lock guards the two counters that hand space from one to the other.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        # np.zeros pages are only committed when first written, so a ring that is never filled
+        # to capacity (the next song, pre-decoded for PREPARE_S) costs only what it holds.
+        self._buf: Samples = np.zeros((CHANNELS, capacity), dtype=np.float32)
+        self._capacity = capacity
+        self._start = 0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def write(self, chunk: Samples) -> int:
+        """Store as much of ``chunk`` as fits; returns how many samples were taken."""
+        with self._lock:
+            start, count = self._start, self._count
+        n = min(int(chunk.shape[1]), self._capacity - count)
+        if n <= 0:
+            return 0
+        at = (start + count) % self._capacity
+        first = min(n, self._capacity - at)
+        self._buf[:, at : at + first] = chunk[:, :first]
+        if n > first:
+            self._buf[:, : n - first] = chunk[:, first:n]
+        with self._lock:
+            self._count += n
+        return n
+
+    def read_into(self, out: Samples) -> int:
+        """Move up to ``out.shape[1]`` samples into ``out``; returns how many there were."""
+        with self._lock:
+            start, count = self._start, self._count
+        n = min(int(out.shape[1]), count)
+        if n <= 0:
+            return 0
+        first = min(n, self._capacity - start)
+        out[:, :first] = self._buf[:, start : start + first]
+        if n > first:
+            out[:, first:n] = self._buf[:, : n - first]
+        with self._lock:
+            self._start = (start + n) % self._capacity
+            self._count -= n
+        return n
+
+
+class _TrackReader:
+    """Decodes one track into its ring; every method but ``read_into`` runs on the decoder."""
+
+    def __init__(self, track: DeckTrack, capacity: int, fill_target: int) -> None:
+        self.track = track
+        self.ring = _SampleRing(capacity)
+        self._capacity = capacity
+        # Plain attributes shared with the frame path: each is written by one side only and a
+        # stale read merely delays a decision by a frame.
+        self.fill_target = fill_target
+        self.opened = False
+        self.finished = False  # no more samples will arrive (end of file or failure)
+        self.failure: str | None = None
+        self.total = 0  # samples handed to the ring so far; the track's length once finished
+        self.cancelled = False
+        self._container: Any = None
+        self._frames: Iterator[Any] | None = None
+        self._resampler: Any = None
+        self._pending: Samples | None = None
+        self._flushed = False
+
+    def go_on_air(self) -> None:
+        self.fill_target = self._capacity
+
+    @property
+    def ready(self) -> bool:
+        """Opened and holding enough audio to start without a gap."""
+        return (
+            self.opened
+            and self.failure is None
+            and (self.ring.count >= FRAME_SAMPLES or self.finished)
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self.finished and self.ring.count == 0
+
+    def read_into(self, out: Samples) -> int:
+        return self.ring.read_into(out)
+
+    def fill_step(self) -> bool:
+        """Do one unit of decoding work; False when there is nothing to do right now."""
+        if self.cancelled or self.finished:
+            return False
+        if not self.opened:
+            self._open()
+            return True
+        if self.ring.count >= self.fill_target:
+            return False
+        if self._pending is None:
+            self._pending = self._decode_next()
+            if self._pending is None:
+                return True
+        taken = self.ring.write(self._pending)
+        self.total += taken
+        self._pending = self._pending[:, taken:] if taken < self._pending.shape[1] else None
+        return True
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._frames = None
+
+    def _open(self) -> None:
+        try:
+            container = av.open(str(self.track.path))
+        # As for decoding: any failure to open is this track's problem, not the show's.
+        except Exception as exc:
+            self._fail(f"cannot open: {exc}")
+            return
+        if not container.streams.audio:
+            container.close()
+            self._fail("no audio stream")
+            return
+        self._container = container
+        self._frames = iter(container.decode(container.streams.audio[0]))
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
+        self.opened = True
+
+    def _decode_next(self) -> Samples | None:
+        """The next decoded chunk, or None when this step produced none."""
+        assert self._frames is not None
+        if self._flushed:
+            self._finish()
+            return None
+        try:
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                self._flushed = True
+                return _join(self._resampler.resample(None))
+            return _join(self._resampler.resample(frame))
+        # One bad file must never stop the show: whatever FFmpeg or the resampler raises, the
+        # track ends where its decodable audio ends and the deck moves on.
+        except Exception as exc:
+            self._fail(f"decode error after {self.total / SAMPLE_RATE:.1f} s: {exc}")
+            return None
+
+    def _finish(self) -> None:
+        self.close()
+        if self.total == 0:
+            self._fail("no decodable audio")
+            return
+        self.finished = True
+
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        self.close()
+        self.finished = True
+
+
+def _join(frames: Sequence[Any]) -> Samples | None:
+    arrays: list[Samples] = [f.to_ndarray() for f in frames]
+    if not arrays:
+        return None
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays, axis=1)
+
+
+class _Decoder(Protocol):
+    def add(self, reader: _TrackReader) -> None: ...
+
+    def discard(self, reader: _TrackReader) -> None: ...
+
+    def service(self) -> None:
+        """Called at every frame boundary on the frame path."""
+
+    def close(self) -> None: ...
+
+
+class _BackgroundDecoder:
+    """One thread per deck, round-robin over its readers, so a deck costs one thread however
+    many songs are on air or prepared."""
+
+    def __init__(self) -> None:
+        self._readers: list[_TrackReader] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, reader: _TrackReader) -> None:
+        with self._lock:
+            self._readers.append(reader)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="onair-deck-decoder", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def discard(self, reader: _TrackReader) -> None:
+        # The container belongs to the decoder thread, which closes it on its next pass.
+        reader.cancelled = True
+        self._wake.set()
+
+    def service(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            with self._lock:
+                if self._stopping:
+                    break
+                readers = list(self._readers)
+            worked = False
+            for reader in readers:
+                if reader.cancelled:
+                    reader.close()
+                    with self._lock:
+                        self._readers.remove(reader)
+                    continue
+                worked = reader.fill_step() or worked
+            if not worked:
+                self._wake.wait(_DECODER_POLL_S)
+        with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+
+
+class _InlineDecoder:
+    """Decodes on the frame path, before each frame: deterministic, for tests and offline
+    rendering that run faster than real time; never for a live show."""
+
+    def __init__(self) -> None:
+        self._readers: list[_TrackReader] = []
+
+    def add(self, reader: _TrackReader) -> None:
+        # Opened and pre-decoded at once, so a song queued before a frame can start in it.
+        self._readers.append(reader)
+        while reader.fill_step():
+            pass
+
+    def discard(self, reader: _TrackReader) -> None:
+        reader.cancelled = True
+        reader.close()
+        self._readers.remove(reader)
+
+    def service(self) -> None:
+        for reader in self._readers:
+            while reader.fill_step():
+                pass
+
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
+
+
+@dataclass
+class _Prepared:
+    reader: _TrackReader
+    auto_dj: bool
+
+
+class _Player:
+    """A song on air: its reader, its loudness gain and its fades, in the song's own samples.
+
+    Fades are placed by position in the song rather than by program time, so a pause freezes a
+    segue halfway and resuming continues it.
+    """
+
+    def __init__(self, reader: _TrackReader, gain: float, auto_dj: bool) -> None:
+        self.reader = reader
+        self.track = reader.track
+        self.gain = gain
+        self.auto_dj = auto_dj
+        self.position = 0
+        self.delay = 0  # program samples still to pass before the first sample is heard
+        self.fade_in_len = 0
+        self.fade_out_at: int | None = None
+        self.fade_out_len = 0
+        self.fade_out_scale = 1.0
+        self.end_at: int | None = None  # position at which the fade-out ends
+        self.started = False
+        self.successor_scheduled = False
+        self.skipped = False
+        self.failure_reported = False
+        self.ended_pts: int | None = None
+
+    def envelope(self, positions: npt.NDArray[np.int64]) -> Samples:
+        gains = np.ones(positions.shape[0], dtype=np.float32)
+        if self.fade_in_len and int(positions[0]) < self.fade_in_len:
+            gains *= fade_in_gain(positions, 0, self.fade_in_len)
+        if self.fade_out_at is not None and int(positions[-1]) >= self.fade_out_at:
+            gains *= self.fade_out_scale * fade_out_gain(
+                positions, self.fade_out_at, self.fade_out_len
+            )
+        return gains
+
+    def has_fade_within(self, n: int) -> bool:
+        if self.fade_in_len and self.position < self.fade_in_len:
+            return True
+        return self.fade_out_at is not None and self.position + n > self.fade_out_at
+
+    def fade_out_now(self, length: int) -> None:
+        """Fade out over ``length`` samples from here, starting from the current gain."""
+        current = float(self.envelope(np.array([self.position], dtype=np.int64))[0])
+        if self.end_at is not None:
+            length = min(length, self.end_at - self.position)
+        self.fade_out_scale = current
+        self.fade_out_at = self.position
+        self.fade_out_len = length
+        self.end_at = self.position + length
+        self.successor_scheduled = True
+
+    def remaining_estimate(self) -> float:
+        """Samples left to play: exact once decoded to the end, else from the catalog."""
+        if self.reader.finished:
+            return float(self.reader.total - self.position)
+        if self.track.duration_s > 0:
+            return self.track.duration_s * SAMPLE_RATE - self.position
+        return math.inf
+
+
+class MusicDeck:
+    """Plays a queue of ``DeckTrack`` and hands out one 20 ms frame of music at a time.
+
+    ``on_event`` receives ``TrackStarted``, ``TrackEnded``, ``TrackFailed`` and ``QueueEmpty``
+    from inside ``next_frame``. ``on_need_track`` is the auto-DJ: asked, when the queue is dry
+    and the song on air nears its end, for one more song; it must answer at once (return None
+    when it has nothing ready; it is asked again a second later). ``event_latency`` is added to
+    every event's pts: the delay between the deck and the program (the limiter's look-ahead).
+
+    ``decode_in_background=False`` decodes on the calling thread before each frame, which makes
+    a faster-than-real-time test deterministic; a live show keeps the default.
+    """
+
+    def __init__(
+        self,
+        *,
+        crossfade_s: float = DEFAULT_CROSSFADE_S,
+        target_lufs: float = DEFAULT_TARGET_LUFS,
+        on_event: Callable[[DeckEvent], None] | None = None,
+        on_need_track: Callable[[], DeckTrack | None] | None = None,
+        start_pts: int = 0,
+        event_latency: int = 0,
+        decode_in_background: bool = True,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._crossfade = _seconds_to_samples(_clamp_crossfade(crossfade_s))
+        self._target_lufs = target_lufs
+        self._on_event = on_event
+        self._on_need_track = on_need_track
+        self._pts = start_pts
+        self._event_latency = event_latency
+        self._decoder: _Decoder = _BackgroundDecoder() if decode_in_background else _InlineDecoder()
+        self._upcoming: list[DeckTrack] = []
+        self._prepared: _Prepared | None = None
+        self._players: list[_Player] = []
+        self._playing = False
+        self._skips = 0
+        self._dry_reported = False
+        self._next_auto_dj_pts = start_pts
+        self._underruns = 0
+        self._transport = 0.0  # 1 while playing, 0 while paused; ramped over one frame
+        self._fader = 1.0
+        self._fader_target = 1.0
+        self._fader_coef = math.exp(-FRAME_SAMPLES / (FADER_SMOOTHING_S * SAMPLE_RATE))
+        self._scratch: Samples = np.zeros((CHANNELS, FRAME_SAMPLES), dtype=np.float32)
+        self._offsets = np.arange(FRAME_SAMPLES, dtype=np.int64)
+        self._ramp = (np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES).astype(np.float32)
+        self._closed = False
+
+    # -- controls -------------------------------------------------------------------------
+
+    def play(self) -> None:
+        with self._lock:
+            self._playing = True
+
+    def pause(self) -> None:
+        """Fade to silence within one frame and hold the position until ``play``."""
+        with self._lock:
+            self._playing = False
+
+    def skip(self) -> None:
+        """End the song on air with a short fade and segue into the next one."""
+        with self._lock:
+            self._skips += 1
+
+    def set_queue(self, tracks: Iterable[DeckTrack]) -> None:
+        """Replace the upcoming songs (those after the one on air), in play order."""
+        with self._lock:
+            self._upcoming = list(tracks)
+            self._after_queue_change()
+
+    def append(self, *tracks: DeckTrack) -> None:
+        with self._lock:
+            self._upcoming.extend(tracks)
+            self._after_queue_change()
+
+    def set_crossfade(self, seconds: float) -> None:
+        """Segue length for the next crossfade (0 cuts); clamped to 0..MAX_CROSSFADE_S."""
+        with self._lock:
+            self._crossfade = _seconds_to_samples(_clamp_crossfade(seconds))
+
+    def set_level(self, gain: float) -> None:
+        """Music fader as a linear gain (1.0 = as normalised), glided to avoid zipper noise."""
+        with self._lock:
+            self._fader_target = min(MAX_FADER_GAIN, max(0.0, gain))
+
+    def set_level_db(self, db: float) -> None:
+        self.set_level(0.0 if db == -math.inf else 10.0 ** (db / 20.0))
+
+    def close(self) -> None:
+        """Stop the decoder and release every open file."""
+        with self._lock:
+            self._closed = True
+            self._players.clear()
+            self._prepared = None
+            self._decoder.close()
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @property
+    def pts(self) -> int:
+        """Deck sample index of the next frame."""
+        return self._pts
+
+    @property
+    def crossfade_s(self) -> float:
+        return self._crossfade / SAMPLE_RATE
+
+    @property
+    def level(self) -> float:
+        return self._fader_target
+
+    @property
+    def level_db(self) -> float:
+        return -math.inf if self._fader_target == 0.0 else 20.0 * math.log10(self._fader_target)
+
+    @property
+    def upcoming(self) -> tuple[DeckTrack, ...]:
+        return tuple(self._upcoming)
+
+    @property
+    def now_playing(self) -> DeckTrack | None:
+        """The latest song heard that is not being skipped away."""
+        for player in reversed(self._players):
+            if player.started and not player.skipped:
+                return player.track
+        return None
+
+    @property
+    def position_s(self) -> float:
+        for player in reversed(self._players):
+            if player.started and not player.skipped:
+                return player.position / SAMPLE_RATE
+        return 0.0
+
+    @property
+    def underruns(self) -> int:
+        """Frames in which a song on air had less decoded audio than it needed."""
+        return self._underruns
+
+    # -- the frame path -------------------------------------------------------------------
+
+    def next_frame(self) -> Samples:
+        """The next 20 ms of music, shape (2, FRAME_SAMPLES); never waits on the decoder."""
+        with self._lock:
+            out: Samples = np.zeros((CHANNELS, FRAME_SAMPLES), dtype=np.float32)
+            if self._closed:
+                self._pts += FRAME_SAMPLES
+                return out
+            self._decoder.service()
+            self._at_frame_boundary()
+            transport_target = 1.0 if self._playing else 0.0
+            if self._transport == 0.0 and transport_target == 0.0:
+                self._pts += FRAME_SAMPLES
+                return out
+            for player in self._players:
+                self._render(player, out)
+            self._apply_master_gain(out, transport_target)
+            self._retire_ended()
+            self._pts += FRAME_SAMPLES
+            return out
+
+    def _render(self, player: _Player, out: Samples) -> None:
+        skip = min(player.delay, FRAME_SAMPLES)
+        player.delay -= skip
+        wanted = FRAME_SAMPLES - skip
+        if player.end_at is not None:
+            wanted = min(wanted, player.end_at - player.position)
+        got = 0
+        if wanted > 0:
+            view = self._scratch[:, :wanted]
+            got = player.reader.read_into(view)
+            if got < wanted and not player.reader.finished:
+                self._underruns += 1
+        if got > 0:
+            if not player.started:
+                player.started = True
+                self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
+            if player.has_fade_within(got):
+                gains = player.envelope(player.position + self._offsets[:got])
+                gains *= player.gain
+                out[:, skip : skip + got] += view[:, :got] * gains
+            else:
+                np.multiply(view[:, :got], player.gain, out=view[:, :got])
+                out[:, skip : skip + got] += view[:, :got]
+            player.position += got
+        at_end = player.end_at is not None and player.position >= player.end_at
+        if player.started and (at_end or player.reader.exhausted):
+            player.ended_pts = self._heard(skip + got)
+
+    def _apply_master_gain(self, out: Samples, transport_target: float) -> None:
+        fader_next = self._fader_target + (self._fader - self._fader_target) * self._fader_coef
+        if abs(fader_next - self._fader_target) < 1e-4:
+            fader_next = self._fader_target
+        start = self._fader * self._transport
+        end = fader_next * transport_target
+        self._fader, self._transport = fader_next, transport_target
+        if start == end:
+            if start != 1.0:
+                out *= start
+            return
+        out *= start + (end - start) * self._ramp
+
+    def _retire_ended(self) -> None:
+        for player in [p for p in self._players if p.ended_pts is not None]:
+            assert player.ended_pts is not None
+            self._players.remove(player)
+            self._decoder.discard(player.reader)
+            self._emit(
+                TrackEnded(
+                    player.track,
+                    player.ended_pts,
+                    player.position / SAMPLE_RATE,
+                    player.skipped,
+                )
+            )
+
+    # -- decisions at frame boundaries ----------------------------------------------------
+
+    def _at_frame_boundary(self) -> None:
+        self._report_failures()
+        self._ensure_prepared()
+        silent = not self._playing and self._transport == 0.0
+        if self._skips:
+            self._skips = 0
+            self._cut_now() if silent else self._skip_now()
+        if not self._playing:
+            return
+        if not self._players:
+            self._start_prepared(delay=0, fade_in=0)
+        self._schedule_segue()
+        self._ask_auto_dj_if_due()
+
+    def _report_failures(self) -> None:
+        prepared = self._prepared
+        if prepared is not None and prepared.reader.failure is not None:
+            self._prepared = None
+            self._decoder.discard(prepared.reader)
+            if (
+                not prepared.auto_dj
+                and self._upcoming
+                and self._upcoming[0] == prepared.reader.track
+            ):
+                self._upcoming.pop(0)
+            self._report_failure(prepared.reader)
+        for player in self._players:
+            if player.reader.failure is not None and not player.failure_reported:
+                player.failure_reported = True
+                self._report_failure(player.reader)
+
+    def _report_failure(self, reader: _TrackReader) -> None:
+        reason = reader.failure or "unknown"
+        logger.warning(
+            "deck skipped a track it could not play",
+            extra={
+                "track_id": reader.track.track_id,
+                "path": str(reader.track.path),
+                "reason": reason,
+            },
+        )
+        self._emit(TrackFailed(reader.track, reason))
+
+    def _ensure_prepared(self) -> None:
+        if self._prepared is not None or not self._upcoming:
+            return
+        self._prepared = _Prepared(self._open(self._upcoming[0]), auto_dj=False)
+
+    def _open(self, track: DeckTrack) -> _TrackReader:
+        capacity = self._crossfade + _seconds_to_samples(DECODE_AHEAD_S)
+        reader = _TrackReader(track, capacity, _seconds_to_samples(PREPARE_S))
+        self._decoder.add(reader)
+        return reader
+
+    def _after_queue_change(self) -> None:
+        if self._upcoming:
+            self._dry_reported = False
+        prepared = self._prepared
+        if prepared is None:
+            return
+        still_next = (
+            not prepared.auto_dj
+            and bool(self._upcoming)
+            and self._upcoming[0] == prepared.reader.track
+        )
+        # The show's own queue outranks an auto-DJ pick that has not gone on air yet.
+        keep_auto = prepared.auto_dj and not self._upcoming
+        if not (still_next or keep_auto):
+            self._decoder.discard(prepared.reader)
+            self._prepared = None
+
+    def _take_prepared(self) -> _Player | None:
+        prepared = self._prepared
+        if prepared is None or not prepared.reader.ready:
+            return None
+        self._prepared = None
+        if not prepared.auto_dj:
+            self._upcoming.pop(0)
+        prepared.reader.go_on_air()
+        gain = 10.0 ** (
+            loudness_gain_db(prepared.reader.track.loudness_lufs, self._target_lufs) / 20
+        )
+        player = _Player(prepared.reader, gain, prepared.auto_dj)
+        self._players.append(player)
+        self._ensure_prepared()
+        return player
+
+    def _start_prepared(self, delay: int, fade_in: int) -> _Player | None:
+        player = self._take_prepared()
+        if player is not None:
+            player.delay = delay
+            player.fade_in_len = fade_in
+        return player
+
+    def _lead(self) -> _Player | None:
+        return self._players[-1] if self._players else None
+
+    def _schedule_segue(self) -> None:
+        lead = self._lead()
+        if lead is None or lead.successor_scheduled or not lead.reader.finished:
+            return
+        remaining = lead.reader.total - lead.position
+        if remaining > self._crossfade + FRAME_SAMPLES:
+            return
+        length = min(self._crossfade, remaining)
+        fade_at = lead.reader.total - length
+        delay = lead.delay + fade_at - lead.position
+        if self._start_prepared(delay=delay, fade_in=length) is None:
+            # Nothing ready to follow: the song plays out its own ending untouched.
+            return
+        lead.successor_scheduled = True
+        lead.fade_out_at = fade_at
+        lead.fade_out_len = length
+        lead.end_at = lead.reader.total
+
+    def _skip_now(self) -> None:
+        length = _seconds_to_samples(SKIP_FADE_S)
+        waiting = [p for p in self._players if not p.started]
+        for player in self._players:
+            if player.started:
+                player.skipped = True
+                player.fade_out_now(length)
+        if waiting:
+            # The segue was about to start: the song it leads into starts now instead.
+            for player in waiting:
+                player.delay = 0
+                player.fade_in_len = length
+            return
+        self._start_prepared(delay=0, fade_in=length)
+
+    def _cut_now(self) -> None:
+        """Skip while paused: nothing is heard, so the songs on air end at once, and a song
+        that was about to segue in starts from its top on ``play``."""
+        for player in self._players:
+            if player.started:
+                player.skipped = True
+                player.ended_pts = self._heard(0)
+            else:
+                player.delay = 0
+                player.fade_in_len = 0
+        self._retire_ended()
+
+    def _ask_auto_dj_if_due(self) -> None:
+        if self._prepared is not None or self._upcoming or self._pts < self._next_auto_dj_pts:
+            return
+        lead = self._lead()
+        due = (
+            lead is None
+            or lead.successor_scheduled
+            or lead.remaining_estimate() <= self._crossfade + _seconds_to_samples(AUTO_DJ_LEAD_S)
+        )
+        if not due:
+            return
+        if not self._dry_reported:
+            self._dry_reported = True
+            self._emit(QueueEmpty(self._heard(0)))
+        if self._on_need_track is None:
+            return
+        self._next_auto_dj_pts = self._pts + _seconds_to_samples(AUTO_DJ_RETRY_S)
+        try:
+            track = self._on_need_track()
+        except Exception:
+            logger.exception("auto-DJ failed to pick a track")
+            return
+        if track is not None:
+            self._prepared = _Prepared(self._open(track), auto_dj=True)
+
+    def _heard(self, offset: int) -> int:
+        return self._pts + offset + self._event_latency
+
+    def _emit(self, event: DeckEvent) -> None:
+        if self._on_event is None:
+            return
+        # A listener's bug must not silence the show; it is logged, as events are rare.
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("deck event listener failed", extra={"event": type(event).__name__})
+
+
+def _clamp_crossfade(seconds: float) -> float:
+    return min(MAX_CROSSFADE_S, max(0.0, seconds))
+
+
+def _seconds_to_samples(seconds: float) -> int:
+    return round(seconds * SAMPLE_RATE)
