@@ -1,0 +1,125 @@
+"""Voice-over ducking: the music dips while someone on air talks, keyed from the voice bus.
+
+A broadcast ducker (a side-chain compressor with a fixed depth) rather than a level-following
+compressor: the host is either talking or not, and the music should sit a steady ~12 dB under
+the voice rather than breathe with every syllable. So:
+
+- the detector is the RMS of the voice bus over 10 ms blocks, compared with a threshold just
+  above a quiet room's noise;
+- while the voice is above it, and for ``hold_s`` after it last was, the music is ducked by
+  ``depth_db``; the hold bridges the pauses between words and phrases, so speech does not pump;
+- the gain moves toward its target at a constant rate in dB (full depth in ``attack_s`` going
+  down, in ``release_s`` coming back up), the shape a listener hears as a smooth fade;
+- within a block the gain is a linear ramp between block-end values, so no two neighbouring
+  samples differ by more than a tiny step: no clicks, no zipper noise.
+
+The work per 20 ms frame is two block decisions in Python and a few vector operations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from onair.studio.frames import SAMPLE_RATE, Samples
+
+__all__ = ["Ducker"]
+
+Gains = npt.NDArray[np.float32]
+
+DEFAULT_THRESHOLD_DB: Final = -40.0
+DEFAULT_DEPTH_DB: Final = 12.0
+DEFAULT_ATTACK_S: Final = 0.1
+DEFAULT_HOLD_S: Final = 0.5
+DEFAULT_RELEASE_S: Final = 0.8
+DETECTOR_S: Final = 0.01
+
+
+class Ducker:
+    """Computes and applies the music gain for each frame from that frame's voice bus."""
+
+    def __init__(
+        self,
+        *,
+        threshold_db: float = DEFAULT_THRESHOLD_DB,
+        depth_db: float = DEFAULT_DEPTH_DB,
+        attack_s: float = DEFAULT_ATTACK_S,
+        hold_s: float = DEFAULT_HOLD_S,
+        release_s: float = DEFAULT_RELEASE_S,
+    ) -> None:
+        if attack_s <= 0 or release_s <= 0 or hold_s < 0:
+            raise ValueError("attack and release must be positive and hold not negative")
+        self._threshold_power = 10.0 ** (threshold_db / 10.0)
+        self._depth_db = max(0.0, depth_db)
+        self._attack_s = attack_s
+        self._release_s = release_s
+        self._hold = round(hold_s * SAMPLE_RATE)
+        self._block = round(DETECTOR_S * SAMPLE_RATE)
+        self._ramp = (np.arange(1, self._block + 1) / self._block).astype(np.float32)
+        self._reduction_db = 0.0
+        self._gain = 1.0
+        self._hold_left = 0
+
+    @property
+    def depth_db(self) -> float:
+        return self._depth_db
+
+    @depth_db.setter
+    def depth_db(self, value: float) -> None:
+        # Takes effect through the normal attack and release, so a change while ducked glides.
+        self._depth_db = max(0.0, value)
+
+    @property
+    def gain_reduction_db(self) -> float:
+        """How far the music is ducked right now, as a positive number of dB."""
+        return self._reduction_db
+
+    def apply(self, music: Samples, key: Samples) -> None:
+        """Duck ``music`` in place by the gain that ``key`` (the voice bus) calls for."""
+        gains = self._gains(key)
+        if gains is not None:
+            music *= gains
+
+    def gain(self, key: Samples) -> Gains:
+        """The per-sample music gain for a frame whose voice bus is ``key``."""
+        gains = self._gains(key)
+        return np.ones(key.shape[1], dtype=np.float32) if gains is None else gains
+
+    def _gains(self, key: Samples) -> Gains | None:
+        """Per-sample gains, or None when the whole frame is at unity (nothing to multiply)."""
+        n = key.shape[1]
+        gains: Gains | None = None
+        for start in range(0, n, self._block):
+            size = min(self._block, n - start)
+            block = key[:, start : start + size]
+            begin = self._gain
+            self._advance(float(np.vdot(block, block)) / block.size, size)
+            if gains is None:
+                if begin == 1.0 and self._gain == 1.0:
+                    continue
+                gains = np.ones(n, dtype=np.float32)
+            ramp = self._ramp if size == self._block else np.arange(1, size + 1) / size
+            gains[start : start + size] = begin + (self._gain - begin) * ramp
+        return gains
+
+    def _advance(self, power: float, samples: int) -> None:
+        if power > self._threshold_power:
+            self._hold_left = self._hold
+            target = self._depth_db
+        elif self._hold_left > 0:
+            self._hold_left -= samples
+            target = self._depth_db
+        else:
+            target = 0.0
+        seconds = samples / SAMPLE_RATE
+        depth = max(self._depth_db, 1.0)
+        if self._reduction_db < target:
+            step = depth * seconds / self._attack_s
+            self._reduction_db = min(target, self._reduction_db + step)
+        elif self._reduction_db > target:
+            step = depth * seconds / self._release_s
+            self._reduction_db = max(target, self._reduction_db - step)
+        self._gain = 1.0 if self._reduction_db == 0.0 else math.pow(10.0, -self._reduction_db / 20)
