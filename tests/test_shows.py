@@ -220,3 +220,55 @@ async def test_cover_upload_accepts_images_and_refuses_the_rest(
     big = b"\0" * (app.state.onair.settings.max_upload_bytes + 200_000)
     r = await client.put(f"/api/v1/shows/{sid}/cover", files={"file": ("c.png", big, "image/png")})
     assert r.status_code == 413
+
+
+async def test_hashtags_keep_their_order_and_a_schedule_can_be_cleared(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    await sign_up(client, "orderly")
+    r = await client.post(
+        "/api/v1/shows",
+        json={"title": "Tags", "hashtags": ["late", "harbour"], "scheduled_start": _in(clock, 1)},
+    )
+    sid = r.json()["id"]
+    assert r.json()["hashtags"] == ["late", "harbour"]
+    r = await client.patch(f"/api/v1/shows/{sid}", json={"title": "Tags!"})
+    assert r.json()["scheduled_start"] is not None
+    r = await client.patch(f"/api/v1/shows/{sid}", json={"scheduled_start": None})
+    assert r.json()["scheduled_start"] is None
+
+
+async def test_long_overdue_shows_are_no_longer_coming_up(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    await sign_up(client, "no_show")
+    await client.post("/api/v1/shows", json={"title": "Ghost", "scheduled_start": _in(clock, 1)})
+    await client.post("/api/v1/shows", json={"title": "Undated"})
+
+    async def upcoming() -> list[str]:
+        r = await client.get("/api/v1/shows", params={"status": "upcoming"})
+        return [s["title"] for s in r.json()]
+
+    assert await upcoming() == ["Ghost", "Undated"]
+    clock.advance(2 * 3600)
+    assert await upcoming() == ["Ghost", "Undated"]
+    clock.advance(2 * 3600)
+    assert await upcoming() == ["Undated"]
+
+
+async def test_an_ended_show_keeps_its_queue_frozen(
+    client: httpx.AsyncClient, tracks: list[int]
+) -> None:
+    await sign_up(client, "closer")
+    sid = (await client.post("/api/v1/shows", json={"title": "Closing"})).json()["id"]
+    r = await client.post(f"/api/v1/shows/{sid}/queue", json={"track_id": tracks[0]})
+    item = r.json()["upcoming"][0]["id"]
+    await client.post(f"/api/v1/shows/{sid}/live")
+    await client.post(f"/api/v1/shows/{sid}/end")
+    assert (await client.get(f"/api/v1/shows/{sid}/queue")).json()["upcoming"] == []
+    for r in (
+        await client.delete(f"/api/v1/shows/{sid}/queue/{item}"),
+        await client.put(f"/api/v1/shows/{sid}/queue", json={"item_ids": []}),
+        await client.post(f"/api/v1/shows/{sid}/queue", json={"track_id": tracks[1]}),
+    ):
+        assert r.status_code == 409 and r.json()["error"]["code"] == "show_ended"

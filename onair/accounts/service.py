@@ -97,3 +97,7 @@ async def user_for_token(db: AsyncSession, clock: Clock, token: str) -> User | N
 
 async def close_session(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Session).where(Session.token_hash == _token_hash(token)))
+
+
+async def user_by_username(db: AsyncSession, username: str) -> User | None:
+    return await db.scalar(select(User).where(User.username == username.strip().lower()))

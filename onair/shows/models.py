@@ -31,6 +31,7 @@ class ShowHashtag(Base):
         ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Show(Base):
@@ -54,7 +55,7 @@ class Show(Base):
     host: Mapped[User] = relationship(lazy="joined")
     genre: Mapped[Genre | None] = relationship(lazy="joined")
     hashtag_rows: Mapped[list[ShowHashtag]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", order_by=ShowHashtag.tag
+        lazy="selectin", cascade="all, delete-orphan", order_by=ShowHashtag.position
     )
 
     @property

@@ -37,7 +37,9 @@ class ShowEdit(BaseModel):
     description: str | None = Field(default=None, max_length=4000)
     genre: str | None = Field(default=None, max_length=64)
     hashtags: list[str] | None = Field(default=None, max_length=10)
-    scheduled_start: datetime | None = None
+    scheduled_start: datetime | None = Field(
+        default=None, description="A new start time; an explicit null clears it."
+    )
 
 
 class QueueItemOut(BaseModel):
@@ -80,9 +82,16 @@ class ShowOut(BaseModel):
             started_at=show.started_at,
             ended_at=show.ended_at,
             host=PublicUser.model_validate(show.host),
-            cover_url=f"/api/v1/shows/{show.id}/cover" if show.cover_path else None,
+            cover_url=_cover_url(show),
             now_playing=QueueItemOut.of(now_playing) if now_playing else None,
         )
+
+
+def _cover_url(show: Show) -> str | None:
+    if not show.cover_path:
+        return None
+    # The file name changes on every upload, so the URL can be cached for good.
+    return f"/api/v1/shows/{show.id}/cover?v={Path(show.cover_path).stem.rsplit('-', 1)[-1]}"
 
 
 class QueueAdd(BaseModel):
@@ -106,6 +115,7 @@ def _fields(body: ShowCreate | ShowEdit) -> service.ShowFields:
         genre=body.genre,
         hashtags=body.hashtags,
         scheduled_start=body.scheduled_start,
+        clear_schedule="scheduled_start" in body.model_fields_set and body.scheduled_start is None,
     )
 
 
@@ -119,6 +129,7 @@ async def create_show(body: ShowCreate, user: CurrentUser, ctx: Ctx, db: Db) -> 
 @router.get("", response_model=list[ShowOut], summary="List shows")
 async def list_shows(
     db: Db,
+    ctx: Ctx,
     status: Annotated[
         Literal["live", "upcoming", "recent"] | None,
         Query(description="live now; upcoming, soonest first; recent, latest ended first"),
@@ -129,7 +140,7 @@ async def list_shows(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ShowOut]:
     shows = await service.list_shows(
-        db, status=status, genre=genre, host=host, limit=limit, offset=offset
+        db, status=status, genre=genre, host=host, limit=limit, offset=offset, now=ctx.clock.now()
     )
     return [ShowOut.of(s) for s in shows]
 
@@ -194,7 +205,11 @@ async def cover(show_id: PathId, db: Db) -> FileResponse:
     show = await service.get_show(db, show_id)
     if not show.cover_path or not Path(show.cover_path).is_file():
         raise not_found("cover")
-    return FileResponse(show.cover_path, media_type="image/jpeg")
+    return FileResponse(
+        show.cover_path,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
 
 
 @router.get(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts.models import User
@@ -20,6 +20,7 @@ from onair.shows.models import QueueItem, QueueState, Show, ShowHashtag, ShowSta
 HASHTAG = re.compile(r"^[^\W_][\w]{0,63}$")
 MAX_HASHTAGS = 10
 MAX_QUEUE = 500
+OVERDUE = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ShowFields:
     genre: str | None = None
     hashtags: Sequence[str] | None = None
     scheduled_start: datetime | None = None
+    clear_schedule: bool = False
 
 
 def normalise_hashtags(tags: Sequence[str]) -> list[str]:
@@ -68,13 +70,18 @@ async def _apply(db: AsyncSession, show: Show, fields: ShowFields, clock: Clock)
     if fields.genre is not None:
         show.genre = await _genre(db, fields.genre) if fields.genre.strip() else None
     if fields.hashtags is not None:
-        show.hashtag_rows = [ShowHashtag(tag=t) for t in normalise_hashtags(fields.hashtags)]
+        show.hashtag_rows = [
+            ShowHashtag(tag=t, position=i)
+            for i, t in enumerate(normalise_hashtags(fields.hashtags))
+        ]
     if fields.scheduled_start is not None:
         if fields.scheduled_start.tzinfo is None:
             raise ApiError(422, "invalid", "scheduled_start: give a time zone (e.g. Z or +01:00)")
         if show.status is ShowStatus.scheduled and fields.scheduled_start < clock.now():
             raise ApiError(422, "invalid", "scheduled_start: must be in the future")
         show.scheduled_start = fields.scheduled_start
+    elif fields.clear_schedule:
+        show.scheduled_start = None
     show.updated_at = clock.now()
 
 
@@ -146,6 +153,11 @@ async def end_show(db: AsyncSession, clock: Clock, show: Show) -> Show:
         .where(QueueItem.show_id == show.id, QueueItem.state == QueueState.playing)
         .values(state=QueueState.played)
     )
+    await db.execute(
+        update(QueueItem)
+        .where(QueueItem.show_id == show.id, QueueItem.state == QueueState.queued)
+        .values(state=QueueState.skipped)
+    )
     await db.flush()
     return show
 
@@ -158,15 +170,23 @@ async def list_shows(
     host: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    now: datetime | None = None,
 ) -> list[Show]:
-    """`status` is live, upcoming (soonest first), recent (latest ended first) or None (all)."""
+    """`status` is live, upcoming (soonest first), recent (latest ended first) or None (all).
+
+    Upcoming shows are dated ones at most OVERDUE past their start (a host running late is still
+    coming up, one who never showed up is not), then undated ones.
+    """
     stmt = select(Show)
     if status == "live":
         stmt = stmt.where(Show.status == ShowStatus.live).order_by(Show.started_at.desc())
     elif status == "upcoming":
-        stmt = stmt.where(Show.status == ShowStatus.scheduled).order_by(
-            Show.scheduled_start.is_(None), Show.scheduled_start, Show.id
-        )
+        if now is None:
+            raise ValueError("upcoming needs the current time")
+        stmt = stmt.where(
+            Show.status == ShowStatus.scheduled,
+            or_(Show.scheduled_start.is_(None), Show.scheduled_start >= now - OVERDUE),
+        ).order_by(Show.scheduled_start.is_(None), Show.scheduled_start, Show.id)
     elif status == "recent":
         stmt = stmt.where(Show.status == ShowStatus.ended).order_by(Show.ended_at.desc())
     else:
@@ -203,8 +223,7 @@ async def now_playing(db: AsyncSession, show: Show) -> QueueItem | None:
 async def add_to_queue(
     db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int, position: int | None
 ) -> QueueItem:
-    if show.status is ShowStatus.ended:
-        raise ApiError(409, "show_ended", "the show has ended")
+    _require_open(show)
     track = await db.get(Track, track_id)
     if track is None:
         raise not_found("track")
@@ -232,7 +251,13 @@ async def add_to_queue(
     return item
 
 
+def _require_open(show: Show) -> None:
+    if show.status is ShowStatus.ended:
+        raise ApiError(409, "show_ended", "the show has ended")
+
+
 async def remove_from_queue(db: AsyncSession, show: Show, item_id: int) -> None:
+    _require_open(show)
     item = await db.get(QueueItem, item_id)
     if item is None or item.show_id != show.id or item.state is not QueueState.queued:
         raise not_found("queued song")
@@ -242,6 +267,7 @@ async def remove_from_queue(db: AsyncSession, show: Show, item_id: int) -> None:
 
 async def reorder_queue(db: AsyncSession, show: Show, item_ids: Sequence[int]) -> list[QueueItem]:
     """Puts the queued (not yet playing) songs in the given order; every one must be named once."""
+    _require_open(show)
     items = await queue_items(db, show)
     waiting = {i.id: i for i in items if i.state is QueueState.queued}
     if sorted(item_ids) != sorted(waiting):

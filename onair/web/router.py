@@ -11,14 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import select
 
 from onair.accounts.deps import MaybeUser
 from onair.accounts.models import User
+from onair.accounts.service import user_by_username
 from onair.catalog import search
 from onair.catalog import service as catalog
 from onair.catalog.schemas import TrackOut
-from onair.context import Db
+from onair.context import Ctx, Db
 from onair.shows import service as shows
 from onair.shows.models import QueueState
 from onair.shows.router import QueueItemOut, QueueOut, ShowOut
@@ -47,10 +47,12 @@ def _to_login(request: Request) -> RedirectResponse:
 
 
 async def _sections(
-    db: Db, *, genre: str | None = None, host: str | None = None
+    db: Db, ctx: Ctx, *, genre: str | None = None, host: str | None = None
 ) -> dict[str, list[ShowOut]]:
     async def listed(status: str, limit: int) -> list[ShowOut]:
-        found = await shows.list_shows(db, status=status, genre=genre, host=host, limit=limit)
+        found = await shows.list_shows(
+            db, status=status, genre=genre, host=host, limit=limit, now=ctx.clock.now()
+        )
         return [ShowOut.of(s) for s in found]
 
     return {
@@ -61,30 +63,29 @@ async def _sections(
 
 
 @router.get("/")
-async def home(request: Request, viewer: Viewer, db: Db) -> Response:
+async def home(request: Request, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
     context: dict[str, Any] = {
-        "sections": await _sections(db),
+        "sections": await _sections(db, ctx),
         "genres": await catalog.list_genres(db),
     }
     return render(request, "home.html", context, viewer=viewer)
 
 
 @router.get("/genres/{slug}")
-async def genre_page(request: Request, slug: str, viewer: Viewer, db: Db) -> Response:
-    genre = next((g for g in await catalog.list_genres(db) if g.slug == slug), None)
+async def genre_page(request: Request, slug: str, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
+    genre = await catalog.genre_by_slug(db, slug)
     if genre is None:
         return await error_page(request, 404, "genre not found")
-    context = {"genre": genre, "sections": await _sections(db, genre=genre.slug)}
+    context = {"genre": genre, "sections": await _sections(db, ctx, genre=genre.slug)}
     return render(request, "genre.html", context, viewer=viewer)
 
 
 @router.get("/users/{username}")
-async def host_page(request: Request, username: str, viewer: Viewer, db: Db) -> Response:
-    # A lookup the accounts service does not offer yet; it only reads, so it lives here for now.
-    host = await db.scalar(select(User).where(User.username == username.lower()))
+async def host_page(request: Request, username: str, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
+    host = await user_by_username(db, username)
     if host is None:
         return await error_page(request, 404, "user not found")
-    context = {"host": host, "sections": await _sections(db, host=host.username)}
+    context = {"host": host, "sections": await _sections(db, ctx, host=host.username)}
     return render(request, "host.html", context, viewer=viewer)
 
 

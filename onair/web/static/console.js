@@ -331,7 +331,7 @@ coverForm.addEventListener("submit", async (event) => {
     say(coverError, result.message);
     return;
   }
-  const img = el("img", { class: "cover cover-small", src: `${result.data.cover_url}?v=${Date.now()}`, alt: "", width: 96, height: 96 });
+  const img = el("img", { class: "cover cover-small", src: result.data.cover_url, alt: "", width: 96, height: 96 });
   q("[data-cover-holder]").replaceChildren(img);
   coverForm.reset();
 });

@@ -191,6 +191,7 @@ def upgrade() -> None:
         "show_hashtags",
         sa.Column("show_id", sa.Integer(), nullable=False),
         sa.Column("tag", sa.String(length=64), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["show_id"],
             ["shows.id"],
