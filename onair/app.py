@@ -15,6 +15,7 @@ from onair.clock import Clock, SystemClock
 from onair.context import OnAir
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
+from onair.rooms.router import router as rooms_router
 from onair.settings import Settings
 from onair.shows.router import router as shows_router
 from onair.web.router import mount_web
@@ -67,5 +68,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)
+    app.include_router(rooms_router)
     mount_web(app)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from onair.clock import Clock
 from onair.ratelimit import RateLimiter
+from onair.rooms.hub import RoomHub
 from onair.settings import Settings
 
 
@@ -27,8 +28,10 @@ class OnAir:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     limiters: Limiters = field(init=False)
+    rooms: RoomHub = field(init=False)
 
     def __post_init__(self) -> None:
+        self.rooms = RoomHub(self.clock)
         s = self.settings
         self.limiters = Limiters(
             signup=RateLimiter(

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +17,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import uvicorn
 from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from onair.app import create_app
@@ -29,6 +25,7 @@ from onair.clock import SystemClock
 from onair.db.base import make_engine, make_sessionmaker
 from onair.db.migrate import upgrade
 from onair.settings import Settings
+from tests.server import serve
 
 # Debian's Chromium, never a downloaded browser; ONAIR_CHROMIUM points elsewhere if need be.
 CHROMIUM = Path(os.environ.get("ONAIR_CHROMIUM", "/usr/bin/chromium"))
@@ -121,32 +118,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(prepare).result()
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings),
-        log_level="warning",
-        loop="asyncio",
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve(create_app(settings)) as running:
+        yield LiveServer(url=running.url, settings=settings)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,112 @@
+"""The room WebSocket as a listener's page uses it: welcome, live events, catching up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from onair.app import create_app
+from onair.clock import FakeClock
+from onair.db.migrate import upgrade
+from onair.rooms.hub import RoomHub
+from onair.settings import Settings
+from tests.server import RunningServer, serve
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = Settings(data_dir=tmp_path / "var")
+    settings.data_dir.mkdir(parents=True)
+    upgrade(settings.resolved_database_url)
+    with serve(create_app(settings)) as running:
+        yield running
+
+
+@pytest.fixture
+def show_id(server: RunningServer) -> int:
+    with httpx.Client(base_url=server.url) as http:
+        r = http.post(
+            "/api/v1/accounts/signup",
+            json={"username": "roomhost", "email": "r@example.org", "password": "password-1"},
+        )
+        assert r.status_code == 201
+        return int(http.post("/api/v1/shows", json={"title": "Room"}).json()["id"])
+
+
+def _hub(server: RunningServer) -> RoomHub:
+    hub: RoomHub = server.server.config.app.state.onair.rooms  # type: ignore[attr-defined]
+    return hub
+
+
+def _publish(server: RunningServer, show_id: int, texts: list[str]) -> None:
+    async def go() -> None:
+        for text in texts:
+            _hub(server).publish(show_id, "test.note", {"text": text})
+
+    server.call(go())
+
+
+def _frame(ws: ClientConnection) -> list[dict[str, Any]]:
+    frame: list[dict[str, Any]] = json.loads(ws.recv(timeout=5))
+    return frame
+
+
+def test_welcome_then_events_in_order_with_seq_and_time(
+    server: RunningServer, show_id: int
+) -> None:
+    async def now_playing() -> None:
+        _hub(server).publish(show_id, "now_playing", {"title": "First"}, sticky=True)
+
+    server.call(now_playing())
+    with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws") as ws:
+        welcome = _frame(ws)[0]
+        assert welcome["type"] == "room.welcome" and welcome["seq"] == 1
+        assert welcome["state"][0]["title"] == "First"
+        _publish(server, show_id, ["a", "b", "c"])
+        got: list[dict[str, Any]] = []
+        while len(got) < 3:
+            got += _frame(ws)
+        assert [e["text"] for e in got] == ["a", "b", "c"]
+        assert [e["seq"] for e in got] == [2, 3, 4]
+        assert all(isinstance(e["ts"], float) for e in got)
+
+
+def test_a_reconnecting_client_gets_what_it_missed(server: RunningServer, show_id: int) -> None:
+    _publish(server, show_id, [str(i) for i in range(5)])
+    with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws?since=3") as ws:
+        assert _frame(ws)[0]["type"] == "room.welcome"
+        assert [e["seq"] for e in _frame(ws)] == [4, 5]
+
+
+def test_too_old_a_since_gets_a_reset(server: RunningServer, show_id: int) -> None:
+    _publish(server, show_id, [str(i) for i in range(1100)])
+    with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws?since=5") as ws:
+        _frame(ws)
+        assert _frame(ws) == [{"type": "room.reset", "seq": 1100}]
+
+
+def test_unknown_show_is_refused(server: RunningServer) -> None:
+    with (
+        connect(f"{server.ws_url}/api/v1/rooms/424242/ws") as ws,
+        pytest.raises(ConnectionClosed) as info,
+    ):
+        ws.recv(timeout=5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4404
+
+
+async def test_a_slow_client_is_dropped_and_the_room_goes_on() -> None:
+    hub = RoomHub(FakeClock())
+    slow = hub.join(1, maxsize=10)
+    fast = hub.join(1, maxsize=10_000)
+    for i in range(50):
+        hub.publish(1, "test.note", {"text": str(i)})
+        assert [e.data["text"] for e in await fast.next_batch()] == [str(i)]
+    assert slow.dropped.is_set()
+    assert hub.listeners(1) == 1
