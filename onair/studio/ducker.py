@@ -77,26 +77,29 @@ class Ducker:
         """How far the music is ducked right now, as a positive number of dB."""
         return self._reduction_db
 
-    def apply(self, music: Samples, key: Samples) -> None:
-        """Duck ``music`` in place by the gain that ``key`` (the voice bus) calls for."""
-        gains = self._gains(key)
+    def apply(self, music: Samples, key: Samples | None) -> None:
+        """Duck ``music`` in place by the gain that ``key`` (the voice bus) calls for; ``None``
+        means no voice on air, so the music comes back up."""
+        gains = self._gains(key, music.shape[1])
         if gains is not None:
             music *= gains
 
     def gain(self, key: Samples) -> Gains:
         """The per-sample music gain for a frame whose voice bus is ``key``."""
-        gains = self._gains(key)
+        gains = self._gains(key, key.shape[1])
         return np.ones(key.shape[1], dtype=np.float32) if gains is None else gains
 
-    def _gains(self, key: Samples) -> Gains | None:
+    def _gains(self, key: Samples | None, n: int) -> Gains | None:
         """Per-sample gains, or None when the whole frame is at unity (nothing to multiply)."""
-        n = key.shape[1]
         gains: Gains | None = None
         for start in range(0, n, self._block):
             size = min(self._block, n - start)
-            block = key[:, start : start + size]
+            power = 0.0
+            if key is not None:
+                block = key[:, start : start + size]
+                power = float(np.vdot(block, block)) / block.size
             begin = self._gain
-            self._advance(float(np.vdot(block, block)) / block.size, size)
+            self._advance(power, size)
             if gains is None:
                 if begin == 1.0 and self._gain == 1.0:
                     continue
