@@ -392,7 +392,8 @@ class _InlineDecoder:
     def discard(self, reader: _TrackReader) -> None:
         reader.cancelled = True
         reader.close()
-        self._readers.remove(reader)
+        if reader in self._readers:
+            self._readers.remove(reader)
 
     def service(self) -> None:
         for reader in self._readers:

@@ -81,32 +81,59 @@ class Ducker:
         """Duck ``music`` in place by the gain that ``key`` (the voice bus) calls for; ``None``
         means no voice on air, so the music comes back up."""
         gains = self._gains(key, music.shape[1])
-        if gains is not None:
-            music *= gains
+        if isinstance(gains, float):
+            if gains != 1.0:
+                music *= gains
+            return
+        music *= gains
 
     def gain(self, key: Samples) -> Gains:
         """The per-sample music gain for a frame whose voice bus is ``key``."""
         gains = self._gains(key, key.shape[1])
-        return np.ones(key.shape[1], dtype=np.float32) if gains is None else gains
-
-    def _gains(self, key: Samples | None, n: int) -> Gains | None:
-        """Per-sample gains, or None when the whole frame is at unity (nothing to multiply)."""
-        gains: Gains | None = None
-        for start in range(0, n, self._block):
-            size = min(self._block, n - start)
-            power = 0.0
-            if key is not None:
-                block = key[:, start : start + size]
-                power = float(np.vdot(block, block)) / block.size
-            begin = self._gain
-            self._advance(power, size)
-            if gains is None:
-                if begin == 1.0 and self._gain == 1.0:
-                    continue
-                gains = np.ones(n, dtype=np.float32)
-            ramp = self._ramp if size == self._block else np.arange(1, size + 1) / size
-            gains[start : start + size] = begin + (self._gain - begin) * ramp
+        if isinstance(gains, float):
+            return np.full(key.shape[1], gains, dtype=np.float32)
         return gains
+
+    def _gains(self, key: Samples | None, n: int) -> float | Gains:
+        """Per-sample gains for the frame, or one number when the gain holds still through it
+        (fully ducked or fully up, the usual case), which costs a scalar multiply."""
+        if key is None and self._reduction_db == 0.0:
+            # Nobody on air and the music fully up: nothing can change within this frame.
+            self._hold_left = max(0, self._hold_left - n)
+            return 1.0
+        sizes = [min(self._block, n - start) for start in range(0, n, self._block)]
+        powers = self._block_powers(key, sizes)
+        begin = self._gain
+        ends = []
+        for power, size in zip(powers, sizes, strict=True):
+            self._advance(power, size)
+            ends.append(self._gain)
+        if all(end == begin for end in ends):
+            return begin
+        gains: Gains = np.empty(n, dtype=np.float32)
+        start = 0
+        for size, end in zip(sizes, ends, strict=True):
+            ramp = self._ramp if size == self._block else np.arange(1, size + 1) / size
+            gains[start : start + size] = begin + (end - begin) * ramp
+            start += size
+            begin = end
+        return gains
+
+    def _block_powers(self, key: Samples | None, sizes: list[int]) -> list[float]:
+        """Mean square of the voice bus over each detector block."""
+        if key is None:
+            return [0.0] * len(sizes)
+        if all(size == self._block for size in sizes):
+            blocks = key.reshape(key.shape[0], len(sizes), self._block)
+            energy: list[float] = np.einsum("cbn,cbn->b", blocks, blocks).tolist()
+            return [e / (key.shape[0] * self._block) for e in energy]
+        powers = []
+        start = 0
+        for size in sizes:
+            block = key[:, start : start + size]
+            powers.append(float(np.mean(np.square(block))))
+            start += size
+        return powers
 
     def _advance(self, power: float, samples: int) -> None:
         if power > self._threshold_power:

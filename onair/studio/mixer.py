@@ -89,7 +89,13 @@ class Mixer:
 
 
 def _sum(frames: Iterable[Samples]) -> Samples | None:
-    total: Samples | None = None
-    for frame in frames:
-        total = frame.copy() if total is None else np.add(total, frame, out=total)
+    """The voice bus; a lone voice is its own bus, with no copy."""
+    parts = list(frames)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0] + parts[1]
+    for frame in parts[2:]:
+        total += frame
     return total

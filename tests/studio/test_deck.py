@@ -333,3 +333,48 @@ def test_background_decoding_keeps_ahead_of_playback(tmp_path: Path, events: Rec
     start, end = audible_span(out)
     assert longest_silence(out[:, start:end]) < at(0.01)
     assert abs((end - start) - at(3.5)) <= 2 * FRAME_SAMPLES
+
+
+def test_skip_during_a_crossfade_moves_on_to_the_song_after(
+    tmp_path: Path, deck: MusicDeck, events: Recorder
+) -> None:
+    songs = [
+        tone_track(tmp_path, name, freq, 5.0, track_id=i, queue_item_id=i)
+        for i, (name, freq) in enumerate([("a", 440.0), ("b", 660.0), ("c", 880.0)], 1)
+    ]
+    deck.set_queue(songs)
+    deck.play()
+    render(deck.next_frame, 3.0)  # a → b is halfway
+    deck.skip()
+    out = render(deck.next_frame, 1.0)
+
+    settled = out[:, at(0.2) :]
+    assert tone_db(settled, 880.0) == pytest.approx(-12.0, abs=0.5)
+    assert tone_db(settled, 440.0) < -90.0 and tone_db(settled, 660.0) < -90.0
+    assert longest_silence(out) < at(0.01)
+    assert {e.track.title for e in events.ended()} == {"a", "b"}
+    assert all(e.skipped for e in events.ended())
+    assert deck.now_playing == songs[2]
+
+
+def test_skip_while_paused_ends_the_song_and_the_next_starts_on_play(
+    tmp_path: Path, deck: MusicDeck, events: Recorder
+) -> None:
+    first = tone_track(tmp_path, "a", 440.0, 5.0, track_id=1, queue_item_id=1)
+    second = tone_track(tmp_path, "b", 660.0, 5.0, track_id=2, queue_item_id=2)
+    deck.set_queue([first, second])
+    deck.play()
+    render(deck.next_frame, 1.0)
+    deck.pause()
+    render(deck.next_frame, 0.5)
+    deck.skip()
+    silent = render(deck.next_frame, 0.5)
+    resume_pts = deck.pts
+    deck.play()
+    out = render(deck.next_frame, 1.0)
+
+    assert not silent.any()
+    assert events.ended()[0].track == first and events.ended()[0].skipped
+    assert events.started()[1] == TrackStarted(second, resume_pts)
+    assert tone_db(out[:, at(0.1) :], 660.0) == pytest.approx(-12.0, abs=0.5)
+    assert tone_db(out, 440.0) < -90.0
