@@ -512,6 +512,8 @@ class MusicDeck:
         self._dry_reported = False
         self._next_auto_dj_pts = start_pts
         self._underruns = 0
+        self._unplayable: dict[Path, str] = {}  # files that gave no audio at all, and why
+        self._failed_items: set[tuple[int | None, Path]] = set()  # TrackFailed already sent
         self._transport = 0.0  # 1 while playing, 0 while paused; ramped over one frame
         self._fader = 1.0
         self._fader_target = 1.0
@@ -720,6 +722,9 @@ class MusicDeck:
                 and self._upcoming[0] == prepared.reader.track
             ):
                 self._upcoming.pop(0)
+            if prepared.reader.total == 0:
+                self._unplayable[prepared.reader.track.path] = prepared.reader.failure
+            self._failed_items.add(_item_key(prepared.reader.track))
             self._report_failure(prepared.reader)
         for player in self._players:
             if player.reader.failure is not None and not player.failure_reported:
@@ -729,7 +734,10 @@ class MusicDeck:
     def _report_failure(self, reader: _TrackReader) -> None:
         reason = reader.failure or "unknown"
         logger.warning(
-            "deck skipped a track it could not play",
+            "deck skipped track %s (%s): %s",
+            reader.track.track_id,
+            reader.track.path,
+            reason,
             extra={
                 "track_id": reader.track.track_id,
                 "path": str(reader.track.path),
@@ -739,9 +747,21 @@ class MusicDeck:
         self._emit(TrackFailed(reader.track, reason))
 
     def _ensure_prepared(self) -> None:
-        if self._prepared is not None or not self._upcoming:
+        while self._prepared is None and self._upcoming:
+            track = self._upcoming[0]
+            if track.path not in self._unplayable:
+                self._prepared = _Prepared(self._open(track), auto_dj=False)
+                return
+            # This show already found the file unplayable: reading it again would fail again,
+            # and an app that re-sends its queue after a TrackFailed must not start a loop.
+            self._upcoming.pop(0)
+            self._report_known_failure(track)
+
+    def _report_known_failure(self, track: DeckTrack) -> None:
+        if _item_key(track) in self._failed_items:
             return
-        self._prepared = _Prepared(self._open(self._upcoming[0]), auto_dj=False)
+        self._failed_items.add(_item_key(track))
+        self._emit(TrackFailed(track, self._unplayable[track.path]))
 
     def _open(self, track: DeckTrack) -> _TrackReader:
         capacity = self._crossfade + _seconds_to_samples(DECODE_AHEAD_S)
@@ -859,8 +879,12 @@ class MusicDeck:
         except Exception:
             logger.exception("auto-DJ failed to pick a track")
             return
-        if track is not None:
-            self._prepared = _Prepared(self._open(track), auto_dj=True)
+        if track is None:
+            return
+        if track.path in self._unplayable:
+            self._report_known_failure(track)
+            return
+        self._prepared = _Prepared(self._open(track), auto_dj=True)
 
     def _heard(self, offset: int) -> int:
         return self._pts + offset + self._event_latency
@@ -873,6 +897,10 @@ class MusicDeck:
             self._on_event(event)
         except Exception:
             logger.exception("deck event listener failed", extra={"event": type(event).__name__})
+
+
+def _item_key(track: DeckTrack) -> tuple[int | None, Path]:
+    return (track.queue_item_id, track.path)
 
 
 def _clamp_crossfade(seconds: float) -> float:

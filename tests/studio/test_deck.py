@@ -378,3 +378,28 @@ def test_skip_while_paused_ends_the_song_and_the_next_starts_on_play(
     assert events.started()[1] == TrackStarted(second, resume_pts)
     assert tone_db(out[:, at(0.1) :], 660.0) == pytest.approx(-12.0, abs=0.5)
     assert tone_db(out, 440.0) < -90.0
+
+
+def test_a_file_found_unplayable_is_not_retried_when_the_queue_is_sent_again(
+    tmp_path: Path, deck: MusicDeck, events: Recorder
+) -> None:
+    first = tone_track(tmp_path, "a", 440.0, 10.0, track_id=1, queue_item_id=1)
+    missing = DeckTrack(2, 2, tmp_path / "gone.flac", "Gone", ("X",), None, 180.0)
+    later = tone_track(tmp_path, "c", 660.0, 3.0, track_id=3, queue_item_id=3)
+    deck.set_queue([first, missing, later])
+    deck.play()
+    render(deck.next_frame, 0.2)
+    # The app re-sends its queue (still listing the bad item) after hearing of the failure...
+    deck.set_queue([missing, later])
+    render(deck.next_frame, 0.2)
+    # ...and the same file queued again as a new item is refused without reopening it.
+    again = DeckTrack(4, 2, tmp_path / "gone.flac", "Gone", ("X",), None, 180.0)
+    deck.set_queue([again, later])
+    render(deck.next_frame, 0.2)
+
+    failures = events.of(TrackFailed)
+    assert [(f.track.queue_item_id, "cannot open" in f.reason) for f in failures] == [
+        (2, True),
+        (4, True),
+    ]
+    assert deck.upcoming == (later,)
