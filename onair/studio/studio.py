@@ -34,7 +34,7 @@ from onair.studio.frames import FRAME_SAMPLES, SAMPLE_RATE, ProgramFrame, Sample
 from onair.studio.mixer import Mixer
 from onair.studio.voice import VoiceInput
 
-__all__ = ["FrameSubscription", "Studio", "StudioStats"]
+__all__ = ["FrameSubscription", "Studio", "StudioStats", "SubscriptionClosed"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,11 @@ class SubscriptionClosed(Exception):
 
 
 class FrameSubscription:
-    """A bounded queue of frames for one consumer; full means the oldest frame is dropped."""
+    """A bounded queue of frames for one consumer; full means the oldest frame is dropped.
+
+    After ``close`` the frames still queued can be read; then ``get`` raises
+    ``SubscriptionClosed`` and ``async for`` ends.
+    """
 
     def __init__(self, maxsize: int, voice_id: str | None = None) -> None:
         if maxsize < 1:
@@ -153,6 +157,7 @@ class Studio:
         self._last: ProgramFrame | None = None
         self._returns: dict[str, ProgramFrame] = {}
         self._stopping = False
+        self._running = False
 
     # -- voices ---------------------------------------------------------------------------
 
@@ -248,6 +253,15 @@ class Studio:
         ``sink``, if given, is called with each frame right after it is rendered, on the
         event loop: it must be quick (hand heavy work such as encoding to a thread).
         """
+        if self._running:
+            raise RuntimeError("the studio is already running")
+        self._running = True
+        try:
+            await self._run(sink)
+        finally:
+            self._running = False
+
+    async def _run(self, sink: Callable[[ProgramFrame], object] | None) -> None:
         loop = asyncio.get_running_loop()
         self._stopping = False
         origin = loop.time()
