@@ -3,8 +3,10 @@
 Two kinds of peer connection live here, both answered by aiortc:
 
 - a **listener** (WHEP, receive-only) gets the show's program. The program is encoded to Opus
-  once per show by the studio; every listener is sent the same packets, through one aiortc
-  `RTCRtpSender` per listener fed the pre-encoded packets (`fanout="sender"`).
+  once per show by the studio; every listener is sent the same packets. Only the per-listener
+  transport work (SRTP, a datagram send) is repeated, in one loop (`rtp_fanout.RtpFanout`,
+  `fanout="lean"`). The plain aiortc way, one `RTCRtpSender` per listener fed the pre-encoded
+  packets (`fanout="sender"`), is kept to compare against and to fall back on.
 - a **voice line** (send-receive) carries a host's microphone into the studio, decoded to 48 kHz
   frames for a `VoiceSink`, and sends the host their mix-minus (the program without their own
   voice) back.
@@ -35,8 +37,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 
+from onair.media.rtp_fanout import REPORT_INTERVAL, FanoutUnavailable, RtpFanout, RtpRoute
 from onair.studio.frames import CHANNELS, SAMPLE_RATE, ProgramFrame, Samples
 
 log = logging.getLogger("onair.media.webrtc")
@@ -47,7 +51,7 @@ OPUS_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 MAX_OFFER_BYTES = 64 * 1024
 """Browsers' offers are 2-8 KiB; anything far larger is not an offer."""
 
-FanoutMode = Literal["sender"]
+FanoutMode = Literal["lean", "sender"]
 GoneReason = Literal["left", "failed", "closed", "replaced", "show_ended"]
 
 
@@ -235,6 +239,17 @@ class _ProgramTrack(MediaStreamTrack):
         return await self._queue.get()
 
 
+class _SilentTrack(MediaStreamTrack):
+    """The track aiortc's sender holds for `fanout="lean"`: the fan-out sends instead, so it
+    never yields (and a sender without any track would poll every 20 ms)."""
+
+    kind = "audio"
+
+    async def recv(self) -> av.Packet[Any]:
+        await asyncio.Event().wait()
+        raise MediaStreamError  # not reached: the wait only ends by cancellation
+
+
 @dataclass
 class _Listener:
     id: str
@@ -258,9 +273,10 @@ class WebRtcHub:
         program: OpusSource,
         *,
         ice_servers: Sequence[RTCIceServer] = (),
-        fanout: FanoutMode = "sender",
+        fanout: FanoutMode = "lean",
         connect_timeout: float = 15.0,
         max_listeners: int = 5000,
+        report_interval: float = REPORT_INTERVAL,
         on_empty: Callable[[WebRtcHub], None] | None = None,
     ) -> None:
         self.show_id = show_id
@@ -271,6 +287,7 @@ class WebRtcHub:
         self._max_listeners = max_listeners
         self._on_empty = on_empty
         self._listeners: dict[str, _Listener] = {}
+        self._rtp = RtpFanout(report_interval)
         self._pump: asyncio.Task[None] | None = None
         self._tasks = _Tasks()
         self._closed = False
@@ -283,6 +300,13 @@ class WebRtcHub:
     @property
     def connected_count(self) -> int:
         return sum(1 for listener in self._listeners.values() if listener.connected)
+
+    @property
+    def sending_count(self) -> int:
+        """Listeners packets are being sent to (connected, and handed to the fan-out)."""
+        if self.fanout_mode == "lean":
+            return len(self._rtp)
+        return self.connected_count
 
     def session_ids(self) -> list[str]:
         return list(self._listeners)
@@ -298,8 +322,12 @@ class WebRtcHub:
         listener = _Listener(id=_session_id(), pc=pc)
         try:
             transceiver = await _answer(pc, offer)
-            listener.track = _ProgramTrack(depth=3)
-            pc.addTrack(listener.track)
+            if self.fanout_mode == "lean":
+                pc.addTrack(_SilentTrack())
+                self._hand_sending_to_fanout(listener, transceiver.sender)
+            else:
+                listener.track = _ProgramTrack(depth=3)
+                pc.addTrack(listener.track)
             # Send only, even to a sendrecv offer: a listener's audio would only be decoded
             # and thrown away.
             transceiver.direction = "sendonly"
@@ -322,6 +350,7 @@ class WebRtcHub:
             return False
         if listener.timeout is not None:
             listener.timeout.cancel()
+        self._rtp.remove(session_id)
         await listener.pc.close()
         log.info("listener left show=%s session=%s reason=%s", self.show_id, session_id, reason)
         if not self._listeners:
@@ -336,6 +365,23 @@ class WebRtcHub:
             await self.leave(session_id, reason="show_ended")
         await self._stop_pump()
         await self._tasks.cancel_all()
+
+    def _hand_sending_to_fanout(self, listener: _Listener, sender: RTCRtpSender) -> None:
+        # aiortc calls sender.send(parameters) once DTLS is up, with the negotiated payload
+        # type, mid and SRTP keys in place. Taking that call over hands the listener to the
+        # shared fan-out and leaves aiortc's per-sender RTP and RTCP tasks unstarted.
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            if listener.id not in self._listeners:
+                return
+            try:
+                route = RtpRoute.of(sender, parameters)
+            except FanoutUnavailable as exc:
+                log.error("lean fan-out unavailable (%s); use fanout='sender'", exc)
+                self._tasks.spawn(self._leave_quietly(listener.id, "fanout_unavailable"))
+                return
+            self._rtp.add(listener.id, route)
+
+        sender.send = send  # type: ignore[method-assign]
 
     def _on_state(self, listener: _Listener) -> None:
         state = listener.pc.connectionState
@@ -384,6 +430,11 @@ class WebRtcHub:
         log.info("program source ended show=%s", self.show_id)
 
     def _deliver(self, packet: OpusPacket) -> None:
+        if self.fanout_mode == "lean":
+            self._rtp.send(packet.data, packet.pts)
+            if self.packets_read % 50 == 0:
+                self._rtp.send_reports()
+            return
         # One av.Packet for everyone: aiortc's sender only reads it (bytes, pts, time_base).
         shared = av.Packet(packet.data)
         shared.pts = packet.pts
@@ -509,14 +560,16 @@ class WebRtcService:
         self,
         *,
         ice_servers: Sequence[RTCIceServer] = (),
-        fanout: FanoutMode = "sender",
+        fanout: FanoutMode = "lean",
         connect_timeout: float = 15.0,
         max_listeners_per_show: int = 5000,
+        report_interval: float = REPORT_INTERVAL,
     ) -> None:
         self.ice_servers = list(ice_servers)
         self.fanout: FanoutMode = fanout
         self.connect_timeout = connect_timeout
         self.max_listeners_per_show = max_listeners_per_show
+        self.report_interval = report_interval
         self._hubs: dict[int, WebRtcHub] = {}
         self._lines: dict[tuple[int, str], VoiceLine] = {}
         self._tasks = _Tasks()
@@ -531,6 +584,7 @@ class WebRtcService:
                 fanout=self.fanout,
                 connect_timeout=self.connect_timeout,
                 max_listeners=self.max_listeners_per_show,
+                report_interval=self.report_interval,
                 on_empty=self._forget_hub,
             )
             stale = self._hubs.get(show_id)

@@ -181,6 +181,12 @@ class Client:
         stats = await self.pc.getStats()
         return sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp")
 
+    async def packets_reported_sent(self) -> int | None:
+        """What the server's last RTCP sender report said it had sent."""
+        stats = await self.pc.getStats()
+        sent = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
+        return sent[0] if sent else None
+
 
 def new_client(*, send: MediaStreamTrack | None = None) -> Client:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -237,7 +243,7 @@ def program_packets() -> list[bytes]:
     return encode_opus(440.0, 1.0)
 
 
-@pytest.fixture(params=["sender"])
+@pytest.fixture(params=["lean", "sender"])
 def fanout(request: pytest.FixtureRequest) -> FanoutMode:
     mode: FanoutMode = request.param
     return mode
@@ -260,7 +266,7 @@ class Studio:
 async def studio(program_packets: list[bytes], fanout: FanoutMode) -> AsyncIterator[Studio]:
     program = ToneProgram(program_packets)
     voice = FakeVoice()
-    service = WebRtcService(fanout=fanout, connect_timeout=5.0)
+    service = WebRtcService(fanout=fanout, connect_timeout=5.0, report_interval=1.0)
 
     async def lookup(show_id: int) -> ShowMedia | None:
         if show_id == LIVE:
@@ -301,6 +307,11 @@ async def test_two_listeners_hear_the_program_encoded_once(studio: Studio) -> No
 
     for client in (a, b):
         assert_tone(client.last_seconds(1.0), present=440.0, absent=1000.0)
+        # Sender reports count what was sent; 1 s apart here, so within about 60 packets.
+        reported, received = await client.packets_reported_sent(), await client.packets_received()
+        assert reported is not None and abs(received - reported) <= 60, (reported, received)
+    hub = studio.service.existing_hub(LIVE)
+    assert hub is not None and hub.sending_count == 2
     assert studio.program.opened == 1, "the program must be read once for all listeners"
 
 
