@@ -82,14 +82,19 @@ class CatalogWriter:
                 )
             ).unique()
         }
+        changed: list[Track] = []
         for item in items:
             track = existing.get(item.source_key)
-            if track is not None:
+            # Re-importing a catalog mostly rewrites tracks as they are: the unit of work spent
+            # most of a re-import replacing their links with equal ones, and the search index
+            # the rest deleting and re-adding the same words.
+            if track is not None and not self._unchanged(track, item):
                 self._fill(track, item)
+                changed.append(track)
         await self._db.flush()
         created = await self._insert_new([i for i in items if i.source_key not in existing])
         tracks = [existing.get(i.source_key) or created[i.source_key] for i in items]
-        await search.index_tracks(self._db, tracks)
+        await search.index_tracks(self._db, [*changed, *created.values()])
         return tracks
 
     async def _insert_new(self, items: Sequence[TrackInput]) -> dict[str, Track]:
@@ -228,6 +233,26 @@ class CatalogWriter:
         for chunk in _chunks(keys):
             for album in await self._db.scalars(select(Album).where(Album.source_key.in_(chunk))):
                 self._albums[album.source_key] = album
+
+    def _unchanged(self, track: Track, item: TrackInput) -> bool:
+        album = self._albums[self._album_key(item)] if item.album else None
+        genre_ids = {self._genres[self._slug(name)].id for name in item.genres}
+        terms, licence = item.licence, track.licence
+        return (
+            (track.source, track.title, track.track_number, track.year, track.duration_s)
+            == (item.source, item.title, item.track_number, item.year, item.duration_s)
+            and (track.isrc, track.explicit, track.loudness_lufs)
+            == (item.isrc, item.explicit, item.loudness_lufs)
+            and (track.audio_path, track.artwork_path) == (item.audio_path, item.artwork_path)
+            and track.album_id == (album.id if album else None)
+            and track.artists == list(dict.fromkeys(item.artists))
+            and {link.genre_id for link in track.genre_links} == genre_ids
+            and licence is not None
+            and (licence.territories, licence.starts_on, licence.ends_on)
+            == (",".join(terms.territories) or "*", terms.starts_on, terms.ends_on)
+            and (licence.on_demand_allowed, licence.label, licence.licence_url)
+            == (terms.on_demand_allowed, terms.label, terms.licence_url)
+        )
 
     def _fill(self, track: Track, item: TrackInput) -> None:
         track.source = item.source
