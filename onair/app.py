@@ -15,6 +15,10 @@ from onair.clock import Clock, SystemClock
 from onair.context import OnAir
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
+from onair.live.router import authorize_host
+from onair.live.router import router as studio_router
+from onair.media.icecast import stream_routes
+from onair.media.whep import webrtc_router
 from onair.rooms.router import router as rooms_router
 from onair.settings import Settings
 from onair.shows.router import router as shows_router
@@ -39,7 +43,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await onair.stations.resume()
         yield
+        await onair.stations.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -69,5 +75,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(catalog_router)
     app.include_router(shows_router)
     app.include_router(rooms_router)
+    app.include_router(studio_router)
+    app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_host))
+    app.mount("/listen", stream_routes(onair.stations.feed))
     mount_web(app)
     return app

@@ -10,6 +10,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from onair.clock import Clock
+from onair.live.registry import Stations
+from onair.live.station import StationSettings
+from onair.media.webrtc import WebRtcService
 from onair.ratelimit import RateLimiter
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
@@ -29,9 +32,18 @@ class OnAir:
     sessions: async_sessionmaker[AsyncSession]
     limiters: Limiters = field(init=False)
     rooms: RoomHub = field(init=False)
+    stations: Stations = field(init=False)
 
     def __post_init__(self) -> None:
         self.rooms = RoomHub(self.clock)
+        self.stations = Stations(
+            self.sessions,
+            self.rooms,
+            WebRtcService(),
+            StationSettings(
+                crossfade_s=self.settings.crossfade_s, target_lufs=self.settings.target_lufs
+            ),
+        )
         s = self.settings
         self.limiters = Limiters(
             signup=RateLimiter(

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     login_per_minute: int = 10
     max_upload_bytes: int = 5 * 1024 * 1024
     default_territory: str = "US"
+    crossfade_s: float = Field(default=3.0, ge=0, le=12, description="Default crossfade.")
+    target_lufs: float = Field(
+        default=-16.0, description="Loudness every song is played at (EBU R128)."
+    )
 
     @property
     def resolved_database_url(self) -> str:

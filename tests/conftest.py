@@ -43,6 +43,8 @@ async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
     await upgrade_async(settings.resolved_database_url)
     application = create_app(settings, clock)
     yield application
+    # httpx's ASGITransport runs no lifespan, so shut down what the app started by hand.
+    await application.state.onair.stations.aclose()
     await application.state.onair.engine.dispose()
 
 

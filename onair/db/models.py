@@ -3,6 +3,7 @@
 from onair.accounts.models import Session, User
 from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
 from onair.db.base import Base
+from onair.royalties.models import PlayLog
 from onair.shows.models import QueueItem, Show, ShowHashtag
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Base",
     "Genre",
     "Licence",
+    "PlayLog",
     "QueueItem",
     "Session",
     "Show",

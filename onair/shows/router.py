@@ -168,6 +168,7 @@ async def go_live(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowO
     service.require_host(show, user)
     await service.go_live(db, ctx.clock, show)
     await db.commit()
+    await ctx.stations.start(show.id)
     return ShowOut.of(show)
 
 
@@ -175,6 +176,7 @@ async def go_live(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowO
 async def end_show(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
+    await ctx.stations.stop(show.id)
     await service.end_show(db, ctx.clock, show)
     await db.commit()
     return ShowOut.of(show)
@@ -246,24 +248,29 @@ async def add_to_queue(
     service.require_host(show, user)
     await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position)
     await db.commit()
+    await ctx.stations.queue_changed(show.id)
     return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
 
 
 @router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
 async def remove_from_queue(
-    show_id: PathId, item_id: PathId, user: CurrentUser, db: Db
+    show_id: PathId, item_id: PathId, user: CurrentUser, ctx: Ctx, db: Db
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     await service.remove_from_queue(db, show, item_id)
     await db.commit()
+    await ctx.stations.queue_changed(show.id)
     return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
 
 
 @router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
-async def reorder_queue(show_id: PathId, body: QueueOrder, user: CurrentUser, db: Db) -> QueueOut:
+async def reorder_queue(
+    show_id: PathId, body: QueueOrder, user: CurrentUser, ctx: Ctx, db: Db
+) -> QueueOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
     items = await service.reorder_queue(db, show, body.item_ids)
     await db.commit()
+    await ctx.stations.queue_changed(show.id)
     return _queue_out(items, show, user.id, user.is_moderator)

@@ -1,0 +1,329 @@
+"""One live show's station: the studio running in real time, its program feed for the
+transports, and the bookkeeping the program drives (queue states, play log, now playing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from onair.live.autodj import AutoDj, deck_track, genre_name, load_candidates
+from onair.media.encoder import shared_encoder
+from onair.media.feed import ProgramFeed, StationInfo
+from onair.media.webrtc import GoneReason, ShowMedia, VoiceLink
+from onair.rooms.hub import RoomHub
+from onair.royalties import service as play_log
+from onair.shows.models import QueueItem, QueueState, Show
+from onair.studio.deck import (
+    DeckEvent,
+    DeckTrack,
+    QueueEmpty,
+    TrackEnded,
+    TrackFailed,
+    TrackStarted,
+)
+from onair.studio.frames import ProgramFrame
+from onair.studio.studio import Studio
+
+log = logging.getLogger("onair.live")
+
+PROGRESS_EVERY_S = 10.0
+
+
+def heard_title(track: DeckTrack) -> str:
+    """What ICY's StreamTitle and the page say: "Artist, Artist - Title"."""
+    artists = ", ".join(track.artists)
+    return f"{artists} - {track.title}" if artists else track.title
+
+
+@dataclass
+class _Play:
+    play_id: int
+    started: float
+    listener_seconds: float = 0.0
+    peak: int = 0
+
+
+@dataclass
+class StationSettings:
+    crossfade_s: float = 3.0
+    target_lufs: float = -16.0
+
+
+@dataclass
+class LiveShow:
+    show_id: int
+    sessions: async_sessionmaker[AsyncSession]
+    rooms: RoomHub
+    count_webrtc: Callable[[int], int]
+    options: StationSettings = field(default_factory=StationSettings)
+    studio: Studio = field(init=False)
+    feed: ProgramFeed = field(init=False)
+    _events: asyncio.Queue[DeckEvent] = field(init=False, default_factory=asyncio.Queue)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _plays: dict[DeckTrack, _Play] = field(init=False, default_factory=dict)
+    _started_items: set[int] = field(init=False, default_factory=set)
+    _autodj: AutoDj = field(init=False)
+
+    async def start(self) -> None:
+        async with self.sessions() as db:
+            show = await db.get(Show, self.show_id)
+            if show is None:
+                raise LookupError(f"show {self.show_id} not found")
+            candidates = await load_candidates(db, show.genre_id)
+            genre = await genre_name(db, show.genre_id)
+            info = StationInfo(
+                name=show.title,
+                description=show.description or f"{show.title} on OnAir",
+                genre=genre or "",
+            )
+        self._autodj = AutoDj(candidates)
+        self.feed = ProgramFeed(self.show_id, info)
+        self.studio = Studio(
+            crossfade_s=self.options.crossfade_s,
+            target_lufs=self.options.target_lufs,
+            on_event=self._events.put_nowait,
+            on_need_track=self._autodj.pick,
+        )
+        await self.sync_queue()
+        self.studio.deck.play()
+        self._tasks = [
+            asyncio.create_task(
+                self.studio.run(sink=self.feed.publish), name=f"studio-{self.show_id}"
+            ),
+            asyncio.create_task(self._bookkeeping(), name=f"bookkeeping-{self.show_id}"),
+            asyncio.create_task(self._count_listeners(), name=f"listeners-{self.show_id}"),
+        ]
+        log.info("studio started show=%s autodj_candidates=%d", self.show_id, len(candidates))
+
+    async def stop(self) -> None:
+        self.studio.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        now = time.time()
+        for track, play in list(self._plays.items()):
+            await self._finish_play(
+                track, play, now - play.started, skipped=False, reason="show ended"
+            )
+        self.studio.close()
+        self.feed.close()
+        log.info("studio stopped show=%s", self.show_id)
+
+    # --- what the host does ------------------------------------------------------------
+
+    async def sync_queue(self) -> None:
+        """Gives the deck the show's queue as stored, minus what it has already started."""
+        async with self.sessions() as db:
+            stmt = (
+                select(QueueItem)
+                .where(QueueItem.show_id == self.show_id, QueueItem.state == QueueState.queued)
+                .order_by(QueueItem.position)
+            )
+            items = (await db.scalars(stmt)).unique().all()
+            tracks = [
+                deck_track(i.track, i.id)
+                for i in items
+                if i.id not in self._started_items and i.track.audio_path
+            ]
+        self.studio.deck.set_queue(tracks)
+
+    def listeners(self) -> int:
+        return self.feed.listener_count + self.count_webrtc(self.show_id)
+
+    def state(self) -> dict[str, Any]:
+        deck = self.studio.deck
+        playing = deck.now_playing
+        return {
+            "playing": playing is not None,
+            "now_playing": _track_json(playing) if playing else None,
+            "position_s": round(deck.position_s, 2),
+            "crossfade_s": deck.crossfade_s,
+            "music_level_db": round(deck.level_db, 1),
+            "listeners": self.listeners(),
+            "voices": {
+                vid: {"muted": v.muted, "active": v.active} for vid, v in self.studio.voices.items()
+            },
+        }
+
+    def open_voice(self, voice_id: str) -> VoiceLink:
+        voice = self.studio.add_voice(voice_id)
+        voice.connect()
+        returns = self.studio.subscribe(voice_id=voice_id)
+
+        def gone(reason: GoneReason) -> None:
+            voice.disconnect()
+            self.studio.unsubscribe(returns)
+            self.rooms.publish(
+                self.show_id, "studio.voice_left", {"voice": voice_id, "reason": reason}
+            )
+            log.info("voice left show=%s voice=%s reason=%s", self.show_id, voice_id, reason)
+
+        self.rooms.publish(self.show_id, "studio.voice_joined", {"voice": voice_id})
+        return VoiceLink(sink=voice, returns=_frames(returns), on_gone=gone)
+
+    def media(self) -> ShowMedia:
+        return ShowMedia(program=shared_encoder(self.feed, "opus"), open_voice=self.open_voice)
+
+    # --- what the program does ---------------------------------------------------------
+
+    async def _bookkeeping(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self._handle(event)
+            except Exception:
+                log.exception(
+                    "bookkeeping failed show=%s event=%s", self.show_id, type(event).__name__
+                )
+
+    async def _handle(self, event: DeckEvent) -> None:
+        if isinstance(event, TrackStarted):
+            await self._track_started(event)
+        elif isinstance(event, TrackEnded):
+            play = self._plays.get(event.track)
+            if play is not None:
+                await self._finish_play(
+                    event.track, play, event.seconds_played, skipped=event.skipped, reason=None
+                )
+        elif isinstance(event, TrackFailed):
+            log.warning(
+                "track failed show=%s track=%s: %s",
+                self.show_id,
+                event.track.track_id,
+                event.reason,
+            )
+            await self._set_item_state(event.track.queue_item_id, QueueState.skipped)
+            self.rooms.publish(
+                self.show_id,
+                "studio.track_failed",
+                {"track": _track_json(event.track), "reason": event.reason},
+            )
+        elif isinstance(event, QueueEmpty):
+            self.rooms.publish(
+                self.show_id,
+                "studio.auto_dj",
+                {"message": "the queue has run out: the auto-DJ is playing from the show's genre"},
+            )
+
+    async def _track_started(self, event: TrackStarted) -> None:
+        track = event.track
+        heard_at = self.studio.wallclock_at(event.pts)
+        self.feed.set_title(event.pts, heard_title(track))
+        if track.queue_item_id is not None:
+            self._started_items.add(track.queue_item_id)
+        listeners = self.listeners()
+        async with self.sessions() as db:
+            if track.queue_item_id is not None:
+                await db.execute(
+                    update(QueueItem)
+                    .where(QueueItem.show_id == self.show_id, QueueItem.state == QueueState.playing)
+                    .values(state=QueueState.played)
+                )
+                await db.execute(
+                    update(QueueItem)
+                    .where(QueueItem.id == track.queue_item_id)
+                    .values(state=QueueState.playing)
+                )
+            play_id = await play_log.play_started(
+                db,
+                show_id=self.show_id,
+                track_id=track.track_id,
+                queue_item_id=track.queue_item_id,
+                started_at=datetime.fromtimestamp(heard_at, UTC),
+                listeners=listeners,
+                auto_dj=event.auto_dj,
+            )
+        self._plays[track] = _Play(play_id, heard_at, peak=listeners)
+        self.rooms.publish(
+            self.show_id,
+            "now_playing",
+            {
+                "track": _track_json(track),
+                "pts": event.pts,
+                "at": heard_at,
+                "auto_dj": event.auto_dj,
+            },
+            sticky=True,
+        )
+
+    async def _finish_play(
+        self, track: DeckTrack, play: _Play, seconds: float, *, skipped: bool, reason: str | None
+    ) -> None:
+        self._plays.pop(track, None)
+        async with self.sessions() as db:
+            await play_log.play_progress(
+                db,
+                play.play_id,
+                seconds_played=seconds,
+                listener_seconds=play.listener_seconds,
+                peak_listeners=play.peak,
+                ended_at=datetime.now(UTC),
+                skipped=skipped,
+                end_reason=reason or ("skipped" if skipped else "finished"),
+            )
+        if track.queue_item_id is not None:
+            await self._set_item_state(
+                track.queue_item_id, QueueState.skipped if skipped else QueueState.played
+            )
+
+    async def _set_item_state(self, item_id: int | None, state: QueueState) -> None:
+        if item_id is None:
+            return
+        async with self.sessions() as db:
+            await db.execute(update(QueueItem).where(QueueItem.id == item_id).values(state=state))
+            await db.commit()
+
+    async def _count_listeners(self) -> None:
+        """Listener-seconds per play, sampled each second and saved every PROGRESS_EVERY_S."""
+        last = time.monotonic()
+        last_save = last
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            listeners = self.listeners()
+            for play in self._plays.values():
+                play.listener_seconds += listeners * (now - last)
+                play.peak = max(play.peak, listeners)
+            last = now
+            if now - last_save >= PROGRESS_EVERY_S:
+                last_save = now
+                await self._save_progress()
+
+    async def _save_progress(self) -> None:
+        wall = time.time()
+        for play in list(self._plays.values()):
+            async with self.sessions() as db:
+                await play_log.play_progress(
+                    db,
+                    play.play_id,
+                    seconds_played=wall - play.started,
+                    listener_seconds=play.listener_seconds,
+                    peak_listeners=play.peak,
+                )
+
+
+def _track_json(track: DeckTrack) -> dict[str, Any]:
+    return {
+        "id": track.track_id,
+        "title": track.title,
+        "artists": list(track.artists),
+        "duration_s": track.duration_s,
+        "queue_item_id": track.queue_item_id,
+        "artwork_url": f"/api/v1/catalog/tracks/{track.track_id}/artwork",
+    }
+
+
+async def _frames(subscription: Any) -> AsyncIterator[ProgramFrame]:
+    async for frame in subscription:
+        yield frame

@@ -1,0 +1,410 @@
+"""The live program end to end, checked as audio.
+
+A host goes live with a 440 Hz "song" queued and talks (a 1 kHz "voice" in bursts) over WebRTC.
+A WHEP listener, an MP3 reader and an HLS reader each decode what they receive: 440 Hz all
+through, 1 kHz exactly during the bursts, the music ducked by at least 9 dB under them; the
+host's return carries the music and not their own voice. Then the host skips to a 660 Hz song
+and the ICY title changes where the new song is heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import io
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import httpx
+import m3u8
+import numpy as np
+import numpy.typing as npt
+import pytest
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from onair.app import create_app
+from onair.catalog.audiofile import probe_audio_file
+from onair.catalog.service import CatalogWriter, TrackInput
+from onair.clock import SystemClock
+from onair.db.base import make_engine, make_sessionmaker
+from onair.db.migrate import upgrade
+from onair.settings import Settings
+from tests.server import RunningServer, serve
+
+pytestmark = pytest.mark.media
+
+RATE = 48_000
+Mono = npt.NDArray[np.float64]
+# The voice: silent, then two bursts of 1 kHz; seconds from when the host's line opens.
+BURSTS = [(3.0, 5.0), (7.5, 9.5)]
+TALK_FOR = 11.0
+
+
+def write_song(path: Path, freq: float, seconds: float, level: float) -> None:
+    t = np.arange(int(seconds * RATE)) / RATE
+    mono = level * np.sin(2 * np.pi * freq * t)
+    pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
+    with av.open(str(path), "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=RATE, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = 0
+        frame.time_base = fractions.Fraction(1, RATE)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+async def _seed(url: str, songs: list[tuple[Path, str]]) -> None:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as db:
+        items = []
+        for path, title in songs:
+            info = probe_audio_file(path)
+            items.append(
+                TrackInput(
+                    source="test",
+                    source_key=f"test:{title}",
+                    title=title,
+                    artists=("Test Tones",),
+                    genres=("Test",),
+                    duration_s=info.duration_s,
+                    loudness_lufs=info.loudness_lufs,
+                    audio_path=str(path),
+                )
+            )
+        await CatalogWriter(db, SystemClock()).write(items)
+        await db.commit()
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("live")
+    settings = Settings(data_dir=root / "var")
+    settings.data_dir.mkdir(parents=True)
+    upgrade(settings.resolved_database_url)
+    a440, a660 = root / "a440.flac", root / "a660.flac"
+    write_song(a440, 440.0, 40.0, 0.3)
+    write_song(a660, 660.0, 30.0, 0.1)  # quieter: the loudness gain must level it
+    asyncio.run(_seed(settings.resolved_database_url, [(a440, "Concert A"), (a660, "High E")]))
+    with serve(create_app(settings)) as running:
+        yield running
+
+
+def band_db(signal: Mono, freq: float) -> float:
+    """Power within ±25 Hz of `freq`, in dB full scale (a full-scale sine reads -3 dB)."""
+    window = np.hanning(len(signal))
+    spectrum = np.abs(np.fft.rfft(signal * window)) ** 2
+    freqs = np.fft.rfftfreq(len(signal), 1 / RATE)
+    band = spectrum[(freqs > freq - 25) & (freqs < freq + 25)].sum()
+    norm = (window**2).sum() * len(signal) / 2
+    return float(10 * np.log10(band / norm + 1e-20))
+
+
+def levels(signal: Mono, freq: float, hop: float = 0.05) -> Mono:
+    n = int(hop * RATE)
+    return np.array([band_db(signal[i : i + n], freq) for i in range(0, len(signal) - n, n)])
+
+
+def runs(mask: npt.NDArray[np.bool_], hop: float = 0.05) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each run of True, ignoring blips shorter than 150 ms and
+    bridging dropouts up to 100 ms (one late packet on a loaded machine is not a new word)."""
+    found: list[tuple[float, float]] = []
+    start: int | None = None
+    for i, on in enumerate([*mask, False]):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            if (i - start) * hop >= 0.15:
+                begin = start * hop
+                if found and begin - found[-1][1] <= 0.1 + 1e-9:
+                    begin = found.pop()[0]
+                found.append((begin, i * hop))
+            start = None
+    return found
+
+
+def check_talk_over(signal: Mono, where: str) -> None:
+    """The program as heard: bursts of voice where the host talked, music ducked under them."""
+    voice = levels(signal, 1000.0)
+    music = levels(signal, 440.0)
+    bursts = runs(voice > -30.0)
+    assert len(bursts) == len(BURSTS), f"{where}: voice heard at {bursts}, expected {BURSTS}"
+    for (start, end), (want_start, want_end) in zip(bursts, BURSTS, strict=True):
+        assert abs((end - start) - (want_end - want_start)) < 0.3, f"{where}: burst {start}-{end}"
+    hop = 0.05
+    # Judge the stretch around the talk: before it a reader may still be starting, after it
+    # the test goes on to skip songs.
+    span = np.zeros(len(music), dtype=bool)
+    span[max(0, int((bursts[0][0] - 2.0) / hop)) : int((bursts[-1][1] + 1.5) / hop)] = True
+    under = np.zeros(len(music), dtype=bool)
+    clear = span.copy()
+    for start, end in bursts:
+        a, b = int((start + 0.4) / hop), int((end - 0.1) / hop)
+        under[a:b] = True
+        clear[max(0, int((start - 0.3) / hop)) : int((end + 1.5) / hop)] = False
+    assert (music[span] > -40).all(), f"{where}: the music dropped out ({music.min():.1f} dB)"
+    ducked = np.median(music[clear]) - np.median(music[under])
+    assert ducked >= 9.0, f"{where}: music only {ducked:.1f} dB quieter under the voice"
+    assert ducked <= 16.0, f"{where}: music ducked {ducked:.1f} dB, far more than 12"
+
+
+class VoiceTrack(MediaStreamTrack):
+    """The host's microphone: 1 kHz during BURSTS, silence otherwise, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._i = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._i * 0.02
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t0 = self._i * 0.02
+        t = t0 + np.arange(960) / RATE
+        on = any(a <= t0 < b for a, b in BURSTS)
+        mono = 0.3 * np.sin(2 * np.pi * 1000.0 * t) if on else np.zeros(960)
+        pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = self._i * 960
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._i += 1
+        return frame
+
+
+@dataclass
+class Peer:
+    pc: RTCPeerConnection
+    heard: list[Mono] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def audio(self) -> Mono:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0)
+
+
+async def _collect(track: MediaStreamTrack, heard: list[Mono]) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        assert isinstance(frame, av.AudioFrame)
+        stereo = frame.to_ndarray().reshape(-1, len(frame.layout.channels)) / 32768.0
+        heard.append(stereo.mean(axis=1))
+
+
+async def webrtc_peer(http: httpx.AsyncClient, path: str, send: MediaStreamTrack | None) -> Peer:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    peer = Peer(pc)
+    if send is None:
+        pc.addTransceiver("audio", direction="recvonly")
+    else:
+        pc.addTransceiver(send, direction="sendrecv")
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        peer.tasks.append(asyncio.create_task(_collect(track, peer.heard)))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    r = await http.post(
+        path, content=pc.localDescription.sdp, headers={"content-type": "application/sdp"}
+    )
+    assert r.status_code == 201, r.text
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    return peer
+
+
+@dataclass
+class IcyReader:
+    audio: bytearray = field(default_factory=bytearray)
+    titles: list[tuple[int, str]] = field(default_factory=list)  # (audio byte offset, title)
+
+
+async def read_icy(http: httpx.AsyncClient, url: str, seconds: float, into: IcyReader) -> None:
+    """An ICY client of our own: splits the stream into audio and StreamTitle blocks."""
+    async with http.stream("GET", url, headers={"Icy-MetaData": "1"}, timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "audio/mpeg"
+        metaint = int(r.headers["icy-metaint"])
+        buffer = bytearray()
+        deadline = time.monotonic() + seconds
+        async for chunk in r.aiter_raw():
+            buffer += chunk
+            while True:
+                if len(buffer) < metaint + 1:
+                    break
+                length = buffer[metaint] * 16
+                if len(buffer) < metaint + 1 + length:
+                    break
+                into.audio += buffer[:metaint]
+                block = bytes(buffer[metaint + 1 : metaint + 1 + length]).rstrip(b"\0")
+                if block:
+                    title = block.decode().split("StreamTitle='", 1)[1].split("';", 1)[0]
+                    into.titles.append((len(into.audio), title))
+                del buffer[: metaint + 1 + length]
+            if time.monotonic() > deadline:
+                return
+
+
+async def read_hls(http: httpx.AsyncClient, url: str, seconds: float) -> tuple[bytes, str]:
+    """Polls the live playlist like a player and fetches each new segment once."""
+    seen: set[str] = set()
+    data = bytearray()
+    text = ""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = await http.get(url)
+        assert r.status_code == 200, r.text
+        text = r.text
+        playlist = m3u8.loads(text, uri=url)
+        for segment in playlist.segments:
+            if segment.uri in seen:
+                continue
+            seen.add(segment.uri)
+            got = await http.get(segment.absolute_uri)
+            assert got.status_code == 200
+            data += got.content
+        await asyncio.sleep(0.5)
+    return bytes(data), text
+
+
+def decode(data: bytes, fmt: str | None = None) -> Mono:
+    chunks = []
+    with av.open(io.BytesIO(data), format=fmt) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1).astype(np.float64))
+    return np.concatenate(chunks)
+
+
+async def _signed_in_host(http: httpx.AsyncClient) -> int:
+    r = await http.post(
+        "/api/v1/accounts/signup",
+        json={"username": "tonehost", "email": "tone@example.org", "password": "password-1"},
+    )
+    assert r.status_code == 201, r.text
+    show = (await http.post("/api/v1/shows", json={"title": "Tone Show", "genre": "Test"})).json()
+    found = (await http.get("/api/v1/catalog/search", params={"q": "concert"})).json()["tracks"]
+    r = await http.post(f"/api/v1/shows/{show['id']}/queue", json={"track_id": found[0]["id"]})
+    assert r.status_code == 201, r.text
+    high = (await http.get("/api/v1/catalog/search", params={"q": "high e"})).json()["tracks"]
+    await http.post(f"/api/v1/shows/{show['id']}/queue", json={"track_id": high[0]["id"]})
+    assert (await http.post(f"/api/v1/shows/{show['id']}/live")).status_code == 200
+    return int(show["id"])
+
+
+async def _open_line(http: httpx.AsyncClient, show_id: int) -> tuple[Peer, float]:
+    host = await webrtc_peer(http, f"/api/v1/shows/{show_id}/studio/webrtc", VoiceTrack())
+    return host, time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def live_run(server: RunningServer) -> Iterator[dict[str, object]]:
+    yield asyncio.run(_live_run(server))
+
+
+async def _live_run(server: RunningServer) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        show_id = await _signed_in_host(http)
+        listener = await webrtc_peer(http, f"/api/v1/shows/{show_id}/whep", None)
+        icy = IcyReader()
+        async with httpx.AsyncClient(base_url=server.url) as listener_http:
+            mp3 = asyncio.create_task(
+                read_icy(listener_http, f"/listen/{show_id}.mp3", TALK_FOR + 2, icy)
+            )
+            hls = asyncio.create_task(
+                read_hls(listener_http, f"{server.url}/listen/{show_id}.m3u8", TALK_FOR + 8)
+            )
+            await asyncio.sleep(1.0)  # let every reader start before the host talks
+            host, _opened = await _open_line(http, show_id)
+            await asyncio.sleep(TALK_FOR + 2)
+            await mp3
+            hls_data, playlist = await hls
+            # Then the host skips to the next song while a fresh ICY reader listens.
+            after = IcyReader()
+            reader = asyncio.create_task(
+                read_icy(listener_http, f"/listen/{show_id}.mp3", 8.0, after)
+            )
+            await asyncio.sleep(2.0)
+            skipped = await http.post(f"/api/v1/shows/{show_id}/studio/skip")
+            assert skipped.status_code == 200, skipped.text
+            await reader
+        for peer in (listener, host):
+            await peer.pc.close()
+        await http.post(f"/api/v1/shows/{show_id}/end")
+    return {
+        "whep": listener.audio(),
+        "host": host.audio(),
+        "mp3": decode(bytes(icy.audio), "mp3"),
+        "hls": decode(hls_data, "mpegts"),
+        "playlist": playlist,
+        "icy_titles": icy.titles,
+        "after_skip": after,
+    }
+
+
+def _from_voice(signal: Mono, lead: float) -> Mono:
+    """Drops the part before the host's line opened (each reader started `lead` s earlier)."""
+    return signal[int(lead * RATE) :]
+
+
+@pytest.mark.parametrize("output", ["whep", "mp3", "hls"])
+def test_listeners_hear_the_voice_over_ducked_music(
+    live_run: dict[str, object], output: str
+) -> None:
+    signal = live_run[output]
+    assert isinstance(signal, np.ndarray)
+    assert len(signal) > (TALK_FOR - 1) * RATE, f"{output}: only {len(signal) / RATE:.1f} s"
+    assert band_db(signal, 440.0) > -20, f"{output}: no 440 Hz song"
+    check_talk_over(signal, output)
+
+
+def test_the_host_hears_the_music_but_not_themselves(live_run: dict[str, object]) -> None:
+    back = live_run["host"]
+    assert isinstance(back, np.ndarray)
+    assert len(back) > 5 * RATE
+    music, voice = levels(back, 440.0), levels(back, 1000.0)
+    assert np.median(music) > -25, "the host's return has no music"
+    assert voice.max() < np.median(music) - 30, "the host hears their own voice"
+
+
+def test_hls_playlist_is_live_with_program_date_time(live_run: dict[str, object]) -> None:
+    playlist = m3u8.loads(str(live_run["playlist"]))
+    assert playlist.target_duration and playlist.target_duration <= 3
+    assert playlist.segments and all(s.program_date_time for s in playlist.segments)
+    assert all(1.5 <= s.duration <= 2.5 for s in playlist.segments)
+
+
+def test_icy_title_follows_the_song_as_heard(live_run: dict[str, object]) -> None:
+    first = live_run["icy_titles"]
+    assert isinstance(first, list) and first and first[0][1] == "Test Tones - Concert A"
+    after = live_run["after_skip"]
+    assert isinstance(after, IcyReader)
+    titles = [t for _, t in after.titles]
+    assert titles[0] == "Test Tones - Concert A" and titles[-1] == "Test Tones - High E"
+    change = next(offset for offset, t in after.titles if t.endswith("High E"))
+    audio = decode(bytes(after.audio), "mp3")
+    # Where the new song is heard in the decoded audio, against where the title changed.
+    high = levels(audio, 660.0)
+    heard_at = runs(high > -30)[0][0]
+    title_at = change / len(after.audio) * len(audio) / RATE
+    # ICY carries a title every metaint bytes (16000: 1 s at 128 kb/s), so the title changes at
+    # the first metadata block after the song is heard: never before it, at most 1 s after.
+    late = title_at - heard_at
+    assert -0.2 < late < 1.2, f"title at {title_at:.2f} s, song heard at {heard_at:.2f} s"
+    # The quieter 660 Hz song is levelled to the 440 Hz one by its measured loudness.
+    a_level = np.median(levels(audio[: int(1.5 * RATE)], 440.0))
+    e_level = np.median(high[-20:])
+    assert abs(a_level - e_level) < 2.0
