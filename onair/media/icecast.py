@@ -295,8 +295,11 @@ class IcecastMount:
         self.encoder = encoder
         self.settings = settings
         byte_rate = encoder.bit_rate // 8
-        self.max_backlog_bytes = int(settings.max_backlog_seconds * byte_rate)
         self._burst_bytes = int(settings.burst_seconds * byte_rate)
+        # A new listener starts a burst behind: that must never count as falling behind.
+        self.max_backlog_bytes = max(
+            int(settings.max_backlog_seconds * byte_rate), 2 * self._burst_bytes
+        )
         self._batch_samples = max(1, round(settings.write_interval * SAMPLE_RATE))
         self._loop: asyncio.AbstractEventLoop | None = None
         # A tuple rebuilt on join/leave, so the fan-out iterates without copying.
@@ -345,6 +348,8 @@ class IcecastMount:
             self._burst_size = 0
 
     def drop(self, listener: _Listener, reason: str) -> None:
+        if listener not in self._listeners:
+            return
         self.dropped += 1
         log.info(
             "dropped listener show=%s format=%s reason=%s",
@@ -530,7 +535,11 @@ class _StreamEndpoint:
             return
         icy = any(n == b"icy-metadata" and v.strip() == b"1" for n, v in scope["headers"])
         metaint = self._settings.metaint if icy else 0
-        mount = icecast_mount(feed, self._format, self._settings)
+        try:
+            mount = icecast_mount(feed, self._format, self._settings)
+        except RuntimeError:  # the show ended a moment ago
+            await _json_error(send, 404, "not_live", not_live_message(show_id))
+            return
         if method == "HEAD":
             headers = _stream_headers(mount, metaint)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -553,7 +562,10 @@ class _StreamEndpoint:
         _prepare_socket(transport, self._settings.send_buffer_bytes)
         transport.write(_response_head(mount, metaint, scope.get("http_version", "1.1")))
         listener = _TransportListener(mount, metaint, transport)
-        mount.join(listener)
+        try:
+            mount.join(listener)
+        except RuntimeError:  # the show ended while we answered
+            transport.close()
         try:
             # Drops, the show's end and the client leaving all end in the connection closing.
             await _until_disconnect(receive)
@@ -566,6 +578,11 @@ class _StreamEndpoint:
         headers = _stream_headers(mount, metaint)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         listener = _AsgiListener(mount, metaint)
+        try:
+            mount.join(listener)
+        except RuntimeError:  # the show ended while we answered
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         def gone(_: object) -> None:
             listener.abort()
@@ -573,7 +590,6 @@ class _StreamEndpoint:
         # Servers tell of a client leaving only through `receive`, so it is watched alongside.
         watcher = asyncio.ensure_future(_until_disconnect(receive))
         watcher.add_done_callback(gone)
-        mount.join(listener)
         try:
             await listener.run(send)
         finally:
@@ -711,14 +727,23 @@ class _StreamProtocol(asyncio.Protocol):
             for name, _, value in (line.partition(b":") for line in header_block.split(b"\r\n"))
         )
         metaint = self._settings.metaint if icy else 0
-        mount = icecast_mount(feed, fmt, self._settings)
+        try:
+            mount = icecast_mount(feed, fmt, self._settings)
+        except RuntimeError:  # the show ended a moment ago
+            self._refuse(404, "not_live", not_live_message(show_id))
+            return
         _prepare_socket(transport, self._settings.send_buffer_bytes)
         transport.write(_response_head(mount, metaint, version[5:].decode()))
         if method == b"HEAD":
             transport.close()
             return
-        self._listener = _TransportListener(mount, metaint, transport)
-        mount.join(self._listener)
+        listener = _TransportListener(mount, metaint, transport)
+        try:
+            mount.join(listener)
+        except RuntimeError:
+            transport.close()
+            return
+        self._listener = listener
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         transport = self._transport
