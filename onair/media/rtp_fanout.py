@@ -165,9 +165,9 @@ class RtpFanout:
                     (pts + route.ts_offset) & 0xFFFFFFFF,
                 )
                 route.sendto(route.srtp.protect(join((header, payload))), route.addr)
-            except Exception:
+            except Exception as exc:
                 # One listener's broken session must not cost the others this packet.
-                log.exception("rtp send failed; dropping listener session=%s", key)
+                log.warning("rtp send failed (%r); dropping listener session=%s", exc, key)
                 broken.append(key)
         for key in broken:
             self.remove(key)

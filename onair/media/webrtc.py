@@ -359,11 +359,13 @@ class WebRtcHub:
                 self._on_empty(self)
         return True
 
-    async def aclose(self) -> None:
+    async def aclose(self, reason: str = "show_ended") -> None:
         self._closed = True
         for session_id in list(self._listeners):
-            await self.leave(session_id, reason="show_ended")
+            await self.leave(session_id, reason=reason)
         await self._stop_pump()
+        if self._on_empty is not None:
+            self._on_empty(self)
         await self._tasks.cancel_all()
 
     def _hand_sending_to_fanout(self, listener: _Listener, sender: RTCRtpSender) -> None:
@@ -380,8 +382,16 @@ class WebRtcHub:
                 self._tasks.spawn(self._leave_quietly(listener.id, "fanout_unavailable"))
                 return
             self._rtp.add(listener.id, route)
+            # Stop sending the moment DTLS ends, not when aiortc reports the whole connection
+            # closed: by then the socket may already be gone.
+            dtls = sender.transport
+            dtls.on("statechange", lambda: self._on_dtls_state(listener.id, dtls.state))
 
         sender.send = send  # type: ignore[method-assign]
+
+    def _on_dtls_state(self, session_id: str, state: str) -> None:
+        if state in ("closed", "failed"):
+            self._rtp.remove(session_id)
 
     def _on_state(self, listener: _Listener) -> None:
         state = listener.pc.connectionState
@@ -389,7 +399,7 @@ class WebRtcHub:
             listener.connected = True
             if listener.timeout is not None:
                 listener.timeout.cancel()
-            log.info("listener connected show=%s session=%s", self.show_id, listener.id)
+            log.debug("listener connected show=%s session=%s", self.show_id, listener.id)
         elif state in ("failed", "closed") and listener.id in self._listeners:
             # "closed" without a DELETE is a listener that closed its page (DTLS close_notify);
             # "failed" is one that vanished (ICE consent checks stopped being answered).
@@ -426,8 +436,11 @@ class WebRtcHub:
             raise
         except Exception:
             log.exception("program source failed show=%s", self.show_id)
-            return
-        log.info("program source ended show=%s", self.show_id)
+        else:
+            log.info("program source ended show=%s", self.show_id)
+        # Without a program there is nothing to hear: close the sessions so players notice
+        # (and may retry, or fall back to HLS) instead of sitting on a silent connection.
+        self._tasks.spawn(self.aclose(reason="program_ended"))
 
     def _deliver(self, packet: OpusPacket) -> None:
         if self.fanout_mode == "lean":
@@ -575,8 +588,11 @@ class WebRtcService:
         self._tasks = _Tasks()
 
     def hub(self, show_id: int, program: OpusSource) -> WebRtcHub:
+        """The show's hub, made with `program` if it has none. An existing hub keeps the
+        program it was made with (lookups may wrap the same encoder in new objects); when a
+        show ends, `end_show` closes its hub, and the next listener makes a new one."""
         hub = self._hubs.get(show_id)
-        if hub is None or hub.program is not program:
+        if hub is None:
             hub = WebRtcHub(
                 show_id,
                 program,
@@ -587,9 +603,6 @@ class WebRtcService:
                 report_interval=self.report_interval,
                 on_empty=self._forget_hub,
             )
-            stale = self._hubs.get(show_id)
-            if stale is not None:
-                self._tasks.spawn(stale.aclose())
             self._hubs[show_id] = hub
         return hub
 

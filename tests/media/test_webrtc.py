@@ -10,7 +10,7 @@ import asyncio
 import fractions
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
@@ -95,12 +95,14 @@ class ToneProgram:
     packets_once: list[bytes]
     opened: int = 0
     open_now: int = 0
+    ends_after: int | None = None
+    """Packets until the source ends (the studio stopped), or None for never."""
 
     async def packets(self) -> AsyncIterator[OpusPacket]:
         self.opened += 1
         self.open_now += 1
         try:
-            async for i in paced():
+            async for i in paced(self.ends_after):
                 data = self.packets_once[i % len(self.packets_once)]
                 yield OpusPacket(data=data, pts=i * FRAME_SAMPLES)
         finally:
@@ -238,6 +240,14 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def eventually(probe: Callable[[], Awaitable[int | None]], within: float = 5.0) -> int:
+    deadline = time.monotonic() + within
+    while (value := await probe()) is None:
+        assert time.monotonic() < deadline, f"still nothing after {within} s"
+        await asyncio.sleep(0.05)
+    return value
+
+
 @pytest.fixture(scope="module")
 def program_packets() -> list[bytes]:
     return encode_opus(440.0, 1.0)
@@ -303,13 +313,13 @@ async def test_two_listeners_hear_the_program_encoded_once(studio: Studio) -> No
     await asyncio.sleep(1.5)
     after = [await a.packets_received(), await b.packets_received()]
     rates = [(n1 - n0) / (time.monotonic() - started) for n0, n1 in zip(before, after, strict=True)]
-    assert all(45 <= rate <= 55 for rate in rates), rates
+    assert all(42 <= rate <= 58 for rate in rates), rates
 
     for client in (a, b):
         assert_tone(client.last_seconds(1.0), present=440.0, absent=1000.0)
-        # Sender reports count what was sent; 1 s apart here, so within about 60 packets.
-        reported, received = await client.packets_reported_sent(), await client.packets_received()
-        assert reported is not None and abs(received - reported) <= 60, (reported, received)
+        # The server's RTCP sender reports (every 1 s here) parse, and count what was sent.
+        reported = await eventually(client.packets_reported_sent)
+        assert 0 < reported <= await client.packets_received() + 5
     hub = studio.service.existing_hub(LIVE)
     assert hub is not None and hub.sending_count == 2
     assert studio.program.opened == 1, "the program must be read once for all listeners"
@@ -419,3 +429,11 @@ async def test_bad_offers_are_refused_as_json(studio: Studio) -> None:
     assert await status(f"/api/v1/shows/{OFF_AIR}/whep", good, sdp) == (409, "not_live")
     assert await status("/api/v1/shows/99/whep", good, sdp) == (404, "not_found")
     assert studio.service.existing_hub(LIVE) is None, "refused offers leave nothing behind"
+
+
+async def test_listeners_are_let_go_when_the_program_ends(studio: Studio) -> None:
+    studio.program.ends_after = 75  # 1.5 s, then the studio's encoder stops
+    client = await connect(studio.http, studio.client(), f"/api/v1/shows/{LIVE}/whep")
+    await until(lambda: len(client.heard) > 5)
+    await until(lambda: client.pc.connectionState == "closed")
+    assert studio.service.existing_hub(LIVE) is None
