@@ -57,11 +57,11 @@ MAX_COMPLETIONS = 64
 MAX_NEIGHBOURS = 24
 MAX_QUERY_WORDS = 8
 # A query matching fewer tracks than this is scored whole; more, and placements take over.
-SCORE_ALL_BELOW = 300
+SCORE_ALL_BELOW = 100
 # Placements asked at most (8 words could make 8**8), and how many matches of a group of
 # placements are worth reading in one go.
 MAX_PLACEMENTS = 128
-GROUP_LIMIT = 200
+GROUP_LIMIT = 100
 # FTS5 rowid layout: the title's word count (capped) above the track id. Migration 0002's
 # delete trigger lists the rowids a track can have, so it knows MAX_TITLE_WORDS too.
 TRACK_ID_BITS = 32
