@@ -180,6 +180,7 @@ TRACKS = [
     ["r1", "1", "1", "Other", "The Band", "100", "http://x/1b.mp3"],
     ["r2", "1", "1", "Nobody", "", "100", "http://x/6.mp3"],
     ["r1", "1", "4", "Nameless", "", "?", "http://x/7.mp3"],
+    ["r1", "1", "1", "Se\u00c3\u00b1or", "A", "200", "http://x/1.mp3"],
 ]
 
 
@@ -197,7 +198,7 @@ def crafted(tmp_path: Path) -> Path:
 
 def test_each_unusable_row_says_why(crafted: Path) -> None:
     items = list(parse_freemusicc(crafted))
-    assert count_rows(crafted) == len(items) == 9
+    assert count_rows(crafted) == len(items) == 10
     rejected = {r.where: r.reason for r in items if isinstance(r, Rejected)}
     assert rejected == {
         "tracks.csv line 3": "missing title",
@@ -206,6 +207,8 @@ def test_each_unusable_row_says_why(crafted: Path) -> None:
         "tracks.csv line 6": "bad track number 'x'",
         "tracks.csv line 7": "duplicate of line 2",
         "tracks.csv line 9": "missing track artist (and the release is a compilation)",
+        "tracks.csv line 11": "same release, disc 1, track 1 and file as line 2, but credited"
+        " to 'A' here, 'A & B & C' there: cannot tell which is right",
     }
     good = [i for i in items if isinstance(i, TrackInput)]
     first = good[0]
@@ -244,7 +247,7 @@ async def test_a_failed_import_writes_nothing(crafted: Path, tmp_path: Path) -> 
     try:
         async with make_sessionmaker(engine)() as db:
             with pytest.raises(OSError, match="disk went away"):
-                await import_rows(db, FakeClock(), breaks_midway(), total=9, batch=1)
+                await import_rows(db, FakeClock(), breaks_midway(), total=10, batch=1)
         async with make_sessionmaker(engine)() as db:
             assert await db.scalar(select(func.count()).select_from(Track)) == 0
             assert await db.scalar(text("SELECT count(*) FROM track_search")) == 0

@@ -217,9 +217,15 @@ def _track(
     if first is not None:
         if first.title == title and first.artists == artists:
             raise _Unusable(f"duplicate of line {first.line}")
+        if first.title != title:
+            differs = f"titled {title!r} here and {first.title!r} there"
+        else:
+            differs = (
+                f"credited to {' & '.join(artists)!r} here, {' & '.join(first.artists)!r} there"
+            )
         raise _Unusable(
             f"same release, disc {disc}, track {track} and file as line {first.line},"
-            f" but titled {title!r} here and {first.title!r} there: cannot tell which is right"
+            f" but {differs}: cannot tell which is right"
         )
     seen[key] = _Seen(line, url, title, artists)
     return TrackInput(
