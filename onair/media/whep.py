@@ -51,6 +51,9 @@ def _answer_doc(what: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+_GONE_DOC: dict[int | str, dict[str, Any]] = {404: {"description": "No such session."}}
+
+
 async def read_offer(request: Request) -> str:
     """The request's SDP offer, refused with the right status if it is not one."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -105,7 +108,10 @@ def webrtc_router(
         status_code=201,
         summary="Listen to a live show over WebRTC (WHEP)",
         response_class=Response,
-        responses=_answer_doc("listening session"),
+        responses={
+            **_answer_doc("listening session"),
+            503: {"description": "This node has no room for another WebRTC listener."},
+        },
         openapi_extra=_OFFER_BODY,
     )
     async def whep_listen(show_id: PathId, request: Request) -> Response:
@@ -124,6 +130,7 @@ def webrtc_router(
         status_code=204,
         summary="Stop listening (end a WHEP session)",
         response_class=Response,
+        responses=_GONE_DOC,
     )
     async def whep_stop(show_id: PathId, session_id: str) -> Response:
         if not await service.stop_listening(show_id, session_id):
@@ -155,6 +162,7 @@ def webrtc_router(
         status_code=204,
         summary="Disconnect the host's studio line",
         response_class=Response,
+        responses=_GONE_DOC,
     )
     async def studio_disconnect(
         show_id: PathId, session_id: str, voice_id: str = Depends(authorize_host)

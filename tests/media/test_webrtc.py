@@ -436,4 +436,4 @@ async def test_listeners_are_let_go_when_the_program_ends(studio: Studio) -> Non
     client = await connect(studio.http, studio.client(), f"/api/v1/shows/{LIVE}/whep")
     await until(lambda: len(client.heard) > 5)
     await until(lambda: client.pc.connectionState == "closed")
-    assert studio.service.existing_hub(LIVE) is None
+    await until(lambda: studio.service.existing_hub(LIVE) is None)
