@@ -90,7 +90,9 @@ async def test_duplicate_and_invalid_sign_ups_are_refused(client: httpx.AsyncCli
         assert r.status_code == 422, body
         assert r.json()["error"]["code"] == "invalid"
     r = await client.post(
-        "/api/v1/accounts/signup", content=b"{not json", headers={"content-type": "application/json"}
+        "/api/v1/accounts/signup",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 422
 
@@ -110,7 +112,11 @@ async def test_sign_ups_are_rate_limited_per_address(app: FastAPI, clock: FakeCl
         for i in range(4):
             r = await c.post(
                 "/api/v1/accounts/signup",
-                json={"username": f"bot{i}", "email": f"bot{i}@example.org", "password": "password-x"},
+                json={
+                    "username": f"bot{i}",
+                    "email": f"bot{i}@example.org",
+                    "password": "password-x",
+                },
             )
             codes.append(r.status_code)
         assert codes == [201, 201, 201, 429]

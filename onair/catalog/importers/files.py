@@ -8,14 +8,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from onair.catalog.audiofile import (
     SUPPORTED_EXTENSIONS,
     AudioFileError,
     AudioFileInfo,
     probe_audio_file,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from onair.catalog.service import CatalogWriter, LicenceTerms, TrackInput
 from onair.clock import Clock
 
