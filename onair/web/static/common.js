@@ -78,6 +78,21 @@ export function mmss(seconds) {
   return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
 }
 
+/** The status badge, as the server's status_badge macro renders it. */
+export function statusBadge(value) {
+  const label = { live: "Live", ended: "Ended" }[value] ?? "Scheduled";
+  const badge = el("span", { class: `badge status-${value}`, dataset: { statusBadge: "" } });
+  if (value === "live") badge.append(el("span", { class: "pulse", "aria-hidden": "true" }));
+  badge.append(label);
+  return badge;
+}
+
+/** "Title — Artist, Artist" for a track as the API and room events describe it. */
+export function trackLine(track) {
+  const artists = (track.artists ?? []).join(", ");
+  return artists ? `${track.title} — ${artists}` : track.title;
+}
+
 /** Rewrites every <time data-local> from its UTC fallback into the viewer's own zone. */
 export function localizeTimes(root = document) {
   const now = new Date();

@@ -1,4 +1,5 @@
-// The host console: go live / end, edit details and cover, search the catalog and run the queue.
+// The host console: go live / end, edit details and cover, search the catalog and run the queue;
+// while live, the Studio panel (studio.js) runs the microphone, the music and the room's news.
 // The page arrives server-rendered; from here on every change goes through the shows API and the
 // queue is re-drawn from the API's answer, so the page never guesses what the server decided.
 import {
@@ -13,7 +14,10 @@ import {
   reportInvalid,
   say,
   splitHashtags,
+  statusBadge,
+  trackLine,
 } from "./common.js";
+import { createStudio } from "./studio.js";
 import { countText, trackRow } from "./tracks.js";
 
 const root = document.querySelector("[data-console]");
@@ -22,6 +26,8 @@ const base = `/api/v1/shows/${showId}`;
 let status = root.dataset.status;
 let queue = JSON.parse(document.getElementById("queue-data").textContent);
 let busy = false;
+// The song listeners hear now, from the room (it may be the auto-DJ's, not in the queue).
+let heardTrack = null;
 
 const q = (selector) => root.querySelector(selector);
 const list = q("[data-queue]");
@@ -56,10 +62,8 @@ function renderQueue() {
   const items = queue.upcoming;
   list.replaceChildren(...items.map((item, i) => queueRow(item, i, items.length)));
   q("[data-queue-empty]").hidden = items.length > 0;
-  const playing = queue.now_playing;
-  q("[data-now-playing]").textContent = playing
-    ? `${playing.track.title} — ${playing.track.artists.join(", ")}`
-    : "Nothing playing yet";
+  const playing = status === "live" && heardTrack ? heardTrack : queue.now_playing?.track;
+  q("[data-now-playing]").textContent = playing ? trackLine(playing) : "Nothing playing yet";
 }
 
 /** Puts focus back where the keyboard user was, on the row that moved, after a re-draw. */
@@ -194,14 +198,6 @@ searchInput.addEventListener("keydown", (event) => {
 
 // Going live and ending -----------------------------------------------------------------------
 
-function statusBadge(value) {
-  const label = { live: "Live", ended: "Ended" }[value] ?? "Scheduled";
-  const badge = el("span", { class: `badge status-${value}`, dataset: { statusBadge: "" } });
-  if (value === "live") badge.append(el("span", { class: "pulse", "aria-hidden": "true" }));
-  badge.append(label);
-  return badge;
-}
-
 function whenLine(show) {
   const at = (iso) => el("time", { datetime: iso, "data-local": true }, iso);
   if (show.status === "live" && show.started_at) return ["On air since ", at(show.started_at)];
@@ -223,8 +219,33 @@ function applyStatus(show) {
   for (const fieldset of root.querySelectorAll("[data-live-controls]")) fieldset.disabled = status === "ended";
   const start = document.getElementById("scheduled_start");
   if (start && status !== "scheduled") start.closest(".field").remove();
+  q("[data-mic-offer]").hidden = status !== "scheduled";
+  if (status === "live") studio.start();
+  else {
+    heardTrack = null;
+    studio.stop();
+  }
   renderQueue();
 }
+
+const studio = createStudio(q("[data-studio]"), {
+  showId,
+  voiceId: root.dataset.voiceId,
+  onHeard(track) {
+    heardTrack = track;
+    renderQueue();
+  },
+  onQueueChanged: () => refreshQueue(),
+  async onEnded() {
+    // Ended elsewhere (another tab, a moderator): show it as this page would have.
+    const result = await api("GET", base);
+    if (result.ok && result.data.status === "ended" && status !== "ended") {
+      applyStatus(result.data);
+      say(statusMessage, "The show has ended.");
+    }
+  },
+});
+if (status === "live") studio.start();
 
 goLiveButton.addEventListener("click", async () => {
   say(statusError, "");
@@ -236,8 +257,13 @@ goLiveButton.addEventListener("click", async () => {
     return;
   }
   applyStatus(result.data);
-  say(statusMessage, "You are live. Listeners can tune in now.");
   endButton.focus();
+  if (q("[data-mic-on-live]").checked) {
+    say(statusMessage, "You are live. Listeners can tune in now.");
+    await studio.connectMic();
+  } else {
+    say(statusMessage, "You are live. Listeners can tune in now. Connect your microphone in the Studio panel to talk.");
+  }
 });
 
 // Ending cannot be undone, so it takes a second press to confirm.
