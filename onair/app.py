@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onair.accounts.router import router as accounts_router
 from onair.catalog.router import router as catalog_router
@@ -17,7 +18,7 @@ from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
 from onair.live.router import authorize_host
 from onair.live.router import router as studio_router
-from onair.media.icecast import stream_routes
+from onair.media.icecast import StreamFront, stream_routes
 from onair.media.whep import webrtc_router
 from onair.rooms.router import router as rooms_router
 from onair.settings import Settings
@@ -28,6 +29,40 @@ log = logging.getLogger("onair")
 
 # Covers are the largest thing anyone uploads; JSON bodies are far smaller.
 _BODY_SLACK = 64 * 1024
+
+
+class BodyLimit:
+    """Refuses bodies declared larger than `max_body` before reading them.
+
+    Pure ASGI rather than `@app.middleware("http")`, which would wrap every response (and
+    every chunk of every stream) in extra tasks and queues.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                response = JSONResponse(
+                    error_body("too_large", f"request bodies are limited to {self.max_body} bytes"),
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_asgi(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
+    """What `onair serve` runs: the app, with listeners' streams answered ahead of it.
+
+    A stream never ends, so it is served straight onto the connection (as Icecast does)
+    rather than through the app's middleware stack, which would cost more than the stream.
+    """
+    app = create_app(settings, clock)
+    return StreamFront(app, app.state.onair.stations.feed)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -57,20 +92,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.onair = onair
     install_error_handlers(app)
 
-    max_body = settings.max_upload_bytes + _BODY_SLACK
-
-    @app.middleware("http")
-    async def _limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse(
-                error_body("too_large", f"request bodies are limited to {max_body} bytes"),
-                status_code=413,
-            )
-        return await call_next(request)
-
+    app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)

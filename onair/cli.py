@@ -253,7 +253,7 @@ def serve(
     """Migrate the database, make the demo catalog on first run, and serve OnAir."""
     import uvicorn
 
-    from onair.app import create_app
+    from onair.app import create_asgi
 
     settings = Settings()
     _migrate(settings)
@@ -262,7 +262,14 @@ def serve(
     bind_host = host or settings.host
     bind_port = port or settings.port
     console.print(f"OnAir is on air at [bold]http://{bind_host}:{bind_port}[/bold]")
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, proxy_headers=True)
+    uvicorn.run(
+        create_asgi(settings),
+        host=bind_host,
+        port=bind_port,
+        proxy_headers=True,
+        # Listeners' streams never end; without a bound, shutdown would wait for every one.
+        timeout_graceful_shutdown=3,
+    )
 
 
 def main() -> None:

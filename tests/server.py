@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from onair.media.icecast import StreamFront
+
 T = TypeVar("T")
 
 
@@ -21,6 +23,7 @@ T = TypeVar("T")
 class RunningServer:
     url: str
     port: int
+    app: FastAPI
     server: uvicorn.Server
     loop: asyncio.AbstractEventLoop
 
@@ -41,7 +44,8 @@ def serve(app: FastAPI, *, websockets: bool = True) -> Iterator[RunningServer]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app,
+        # As `onair serve` runs it: streams answered ahead of the app (onair.app.create_asgi).
+        StreamFront(app, app.state.onair.stations.feed),
         log_level="warning",
         loop="asyncio",
         ws="websockets-sansio" if websockets else "none",
@@ -65,7 +69,7 @@ def serve(app: FastAPI, *, websockets: bool = True) -> Iterator[RunningServer]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, server, loops[0])
+        yield RunningServer(f"http://127.0.0.1:{port}", port, app, server, loops[0])
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -41,7 +41,7 @@ def show_id(server: RunningServer) -> int:
 
 
 def _hub(server: RunningServer) -> RoomHub:
-    hub: RoomHub = server.server.config.app.state.onair.rooms  # type: ignore[attr-defined]
+    hub: RoomHub = server.app.state.onair.rooms
     return hub
 
 
