@@ -5,20 +5,34 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_MOJIBAKE_HINT = re.compile(
-    "[ÃÂâ][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc]"
+# A UTF-8 sequence whose bytes were read as CP1252 (or Latin-1): a lead byte (Ã, Ð, â...) and
+# its continuation bytes, each shown as a Latin-1 character or as what CP1252 puts at 0x80-0x9F.
+_CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
+_CONT = f"[\u0080-\u00bf{_CP1252_HIGH}]"
+_MOJIBAKE = re.compile(
+    f"[\u00c2-\u00df]{_CONT}|[\u00e0-\u00ef]{_CONT}{{2}}|[\u00f0-\u00f4]{_CONT}{{3}}"
 )
 
 
+def _byte(ch: str) -> int:
+    return ch.encode("cp1252")[0] if ch in _CP1252_HIGH else ord(ch)
+
+
+def _repair_sequence(match: re.Match[str]) -> str:
+    try:
+        return bytes(_byte(ch) for ch in match.group()).decode("utf-8")
+    except UnicodeDecodeError:
+        return match.group()
+
+
 def repair_mojibake(text: str) -> str:
-    """Undo UTF-8 that was decoded as Latin-1/CP1252 once (``SeÃ±or`` → ``Señor``)."""
-    if not _MOJIBAKE_HINT.search(text):
-        return text
-    for codec in ("cp1252", "latin-1"):
-        try:
-            return text.encode(codec).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
+    """Undo UTF-8 that was decoded as CP1252/Latin-1 (``SeÃ±or`` → ``Señor``), sequence by
+    sequence so correct characters around it are kept, and twice for text mangled twice."""
+    for _ in range(2):
+        repaired = _MOJIBAKE.sub(_repair_sequence, text)
+        if repaired == text:
+            break
+        text = repaired
     return text
 
 

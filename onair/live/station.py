@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from onair.catalog.models import Track
 from onair.live.autodj import AutoDj, deck_track, genre_name, load_candidates
 from onair.media.encoder import shared_encoder
 from onair.media.feed import ProgramFeed, StationInfo
@@ -144,12 +146,13 @@ class LiveShow:
     def state(self) -> dict[str, Any]:
         deck = self.studio.deck
         playing = deck.now_playing
+        level = deck.level_db
         return {
-            "playing": playing is not None,
+            "playing": deck.playing,
             "now_playing": _track_json(playing) if playing else None,
             "position_s": round(deck.position_s, 2),
             "crossfade_s": deck.crossfade_s,
-            "music_level_db": round(deck.level_db, 1),
+            "music_level_db": round(level, 1) if math.isfinite(level) else None,
             "listeners": self.listeners(),
             "voices": {
                 vid: {"muted": v.muted, "active": v.active} for vid, v in self.studio.voices.items()
@@ -235,6 +238,9 @@ class LiveShow:
                     .where(QueueItem.id == track.queue_item_id)
                     .values(state=QueueState.playing)
                 )
+            has_art = await db.scalar(
+                select(Track.artwork_path.is_not(None)).where(Track.id == track.track_id)
+            )
             play_id = await play_log.play_started(
                 db,
                 show_id=self.show_id,
@@ -249,7 +255,7 @@ class LiveShow:
             self.show_id,
             "now_playing",
             {
-                "track": _track_json(track),
+                "track": _track_json(track, artwork=bool(has_art)),
                 "pts": event.pts,
                 "at": heard_at,
                 "auto_dj": event.auto_dj,
@@ -313,14 +319,14 @@ class LiveShow:
                 )
 
 
-def _track_json(track: DeckTrack) -> dict[str, Any]:
+def _track_json(track: DeckTrack, *, artwork: bool = False) -> dict[str, Any]:
     return {
         "id": track.track_id,
         "title": track.title,
         "artists": list(track.artists),
         "duration_s": track.duration_s,
         "queue_item_id": track.queue_item_id,
-        "artwork_url": f"/api/v1/catalog/tracks/{track.track_id}/artwork",
+        "artwork_url": f"/api/v1/catalog/tracks/{track.track_id}/artwork" if artwork else None,
     }
 
 

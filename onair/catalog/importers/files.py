@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,8 @@ from onair.catalog.audiofile import (
     AudioFileInfo,
     probe_audio_file,
 )
-from onair.catalog.service import CatalogWriter, LicenceTerms, TrackInput
+from onair.catalog.importers import ImportSummary, Rejected, import_rows
+from onair.catalog.service import LicenceTerms, TrackInput
 from onair.clock import Clock
 
 _ARTWORK_SUFFIX = {
@@ -25,18 +25,6 @@ _ARTWORK_SUFFIX = {
     "image/jpg": ".jpg",
     "image/webp": ".webp",
 }
-
-
-@dataclass(frozen=True)
-class Rejected:
-    where: str
-    reason: str
-
-
-@dataclass
-class ImportSummary:
-    imported: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
 
 
 def find_audio_files(paths: Iterable[Path]) -> Iterator[Path | Rejected]:
@@ -128,16 +116,10 @@ async def import_files(
     on_file: Callable[[Path], None] | None = None,
 ) -> ImportSummary:
     """Probes every file, then writes all good ones in one transaction: nothing half-imported."""
-    summary = ImportSummary()
-    good: list[TrackInput] = []
-    for path, result in probe_files(files, workers, on_file):
-        if isinstance(result, Rejected):
-            summary.rejected.append(result)
-        else:
-            good.append(track_input(result, path, source, artwork_dir, licence or LicenceTerms()))
-    writer = CatalogWriter(db, clock)
-    for start in range(0, len(good), 200):
-        await writer.write(good[start : start + 200])
-    await db.commit()
-    summary.imported = len(good)
-    return summary
+    rows: list[TrackInput | Rejected] = [
+        result
+        if isinstance(result, Rejected)
+        else track_input(result, path, source, artwork_dir, licence or LicenceTerms())
+        for path, result in probe_files(files, workers, on_file)
+    ]
+    return await import_rows(db, clock, rows, batch=200)
