@@ -133,7 +133,8 @@ def _print_summary(imported: int, rejected: list[tuple[str, str]], what: str) ->
 def _import_files(
     settings: Settings, paths: list[Path], source: str, workers: int
 ) -> tuple[int, int]:
-    from onair.catalog.importers.files import Rejected, find_audio_files, import_files
+    from onair.catalog.importers import Rejected
+    from onair.catalog.importers.files import find_audio_files, import_files
     from onair.catalog.service import LicenceTerms
 
     found = list(find_audio_files(paths))

@@ -18,6 +18,7 @@ from onair.studio.deck import DeckTrack
 
 CANDIDATES = 200
 AVOID_RECENT = 10
+ENOUGH = 8  # fewer songs than this in the genre would repeat: top up from the rest
 
 
 def deck_track(track: Track, queue_item_id: int | None = None) -> DeckTrack:
@@ -34,7 +35,7 @@ def deck_track(track: Track, queue_item_id: int | None = None) -> DeckTrack:
 
 
 async def load_candidates(db: AsyncSession, genre_id: int | None) -> list[DeckTrack]:
-    """Playable tracks of the genre; any playable tracks when the genre has none."""
+    """Playable tracks of the genre first, topped up with others when the genre has few."""
     playable = select(Track).where(Track.audio_path.is_not(None))
     tracks: Sequence[Track] = []
     if genre_id is not None:
@@ -42,8 +43,9 @@ async def load_candidates(db: AsyncSession, genre_id: int | None) -> list[DeckTr
             TrackGenre.genre_id == genre_id
         )
         tracks = (await db.scalars(in_genre.limit(CANDIDATES))).unique().all()
-    if not tracks:
-        tracks = (await db.scalars(playable.limit(CANDIDATES))).unique().all()
+    if len(tracks) < ENOUGH:
+        others = playable.where(Track.id.not_in([t.id for t in tracks])).limit(CANDIDATES)
+        tracks = [*tracks, *(await db.scalars(others)).unique().all()]
     return [deck_track(t) for t in tracks if t.audio_path and Path(t.audio_path).is_file()]
 
 

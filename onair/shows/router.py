@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts.deps import CurrentUser, MaybeUser
 from onair.accounts.router import PublicUser
+from onair.catalog.models import Track
 from onair.catalog.schemas import TrackOut
-from onair.context import Ctx, Db
+from onair.context import Ctx, Db, OnAir
 from onair.errors import ApiError, not_found
 from onair.shows import service
 from onair.shows.covers import save_cover
@@ -55,6 +57,32 @@ class QueueItemOut(BaseModel):
         )
 
 
+class NowPlayingOut(BaseModel):
+    """What listeners hear now: a song from the host's queue or one the auto-DJ chose."""
+
+    track: TrackOut
+    queue_item_id: int | None
+    auto_dj: bool
+
+
+async def now_playing(ctx: OnAir, db: AsyncSession, show: Show) -> NowPlayingOut | None:
+    station = ctx.stations.get(show.id)
+    if station is None:
+        item = await service.now_playing(db, show)
+        if item is None:
+            return None
+        return NowPlayingOut(track=TrackOut.of(item.track), queue_item_id=item.id, auto_dj=False)
+    on_air = station.studio.deck.now_playing
+    track = await db.get(Track, on_air.track_id) if on_air else None
+    if on_air is None or track is None:
+        return None
+    return NowPlayingOut(
+        track=TrackOut.of(track),
+        queue_item_id=on_air.queue_item_id,
+        auto_dj=on_air.queue_item_id is None,
+    )
+
+
 class ShowOut(BaseModel):
     id: int
     title: str
@@ -67,10 +95,10 @@ class ShowOut(BaseModel):
     ended_at: datetime | None
     host: PublicUser
     cover_url: str | None
-    now_playing: QueueItemOut | None = None
+    now_playing: NowPlayingOut | None = None
 
     @classmethod
-    def of(cls, show: Show, now_playing: QueueItem | None = None) -> ShowOut:
+    def of(cls, show: Show, now_playing: NowPlayingOut | None = None) -> ShowOut:
         return cls(
             id=show.id,
             title=show.title,
@@ -83,7 +111,7 @@ class ShowOut(BaseModel):
             ended_at=show.ended_at,
             host=PublicUser.model_validate(show.host),
             cover_url=_cover_url(show),
-            now_playing=QueueItemOut.of(now_playing) if now_playing else None,
+            now_playing=now_playing,
         )
 
 
@@ -146,9 +174,9 @@ async def list_shows(
 
 
 @router.get("/{show_id}", response_model=ShowOut, summary="One show, with what is playing")
-async def get_show(show_id: PathId, db: Db) -> ShowOut:
+async def get_show(show_id: PathId, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
-    return ShowOut.of(show, await service.now_playing(db, show))
+    return ShowOut.of(show, await now_playing(ctx, db, show))
 
 
 @router.patch("/{show_id}", response_model=ShowOut, summary="Edit a show (host only)")

@@ -21,7 +21,7 @@ from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db
 from onair.shows import service as shows
 from onair.shows.models import QueueState
-from onair.shows.router import QueueItemOut, QueueOut, ShowOut
+from onair.shows.router import QueueItemOut, QueueOut, ShowOut, now_playing
 from onair.web.error_pages import error_page, install_html_errors
 from onair.web.rendering import STATIC_DIR, login_url, make_templates, render, safe_next
 
@@ -128,15 +128,17 @@ async def new_show_page(request: Request, viewer: Viewer, db: Db) -> Response:
 
 
 @router.get("/shows/{show_id}")
-async def show_page(request: Request, show_id: int, viewer: Viewer, db: Db) -> Response:
+async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
     show = await shows.get_show(db, show_id)
-    out = ShowOut.of(show, await shows.now_playing(db, show))
+    out = ShowOut.of(show, await now_playing(ctx, db, show))
     is_host = viewer is not None and (viewer.id == show.host_id or viewer.is_moderator)
     return render(request, "show.html", {"show": out, "is_host": is_host}, viewer=viewer)
 
 
 @router.get("/shows/{show_id}/console")
-async def console_page(request: Request, show_id: int, viewer: Viewer, db: Db) -> Response:
+async def console_page(
+    request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db: Db
+) -> Response:
     if viewer is None:
         return _to_login(request)
     show = await shows.get_show(db, show_id)
@@ -148,7 +150,7 @@ async def console_page(request: Request, show_id: int, viewer: Viewer, db: Db) -
         upcoming=[QueueItemOut.of(i) for i in items if i.state is QueueState.queued],
     )
     context = {
-        "show": ShowOut.of(show, playing),
+        "show": ShowOut.of(show, await now_playing(ctx, db, show)),
         "queue": queue,
         "queue_json": queue.model_dump(mode="json"),
         "genres": await catalog.list_genres(db),

@@ -32,6 +32,7 @@ from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import SystemClock
 from onair.db.base import make_engine, make_sessionmaker
 from onair.db.migrate import upgrade
+from onair.royalties import service as play_log
 from onair.settings import Settings
 from tests.server import RunningServer, serve
 
@@ -328,6 +329,7 @@ async def _live_run(server: RunningServer) -> dict[str, object]:
                 read_hls(listener_http, f"{server.url}/listen/{show_id}.m3u8", TALK_FOR + 8)
             )
             await asyncio.sleep(1.0)  # let every reader start before the host talks
+            show_json = (await http.get(f"/api/v1/shows/{show_id}")).json()
             host, _opened = await _open_line(http, show_id)
             await asyncio.sleep(TALK_FOR + 2)
             await mp3
@@ -344,7 +346,10 @@ async def _live_run(server: RunningServer) -> dict[str, object]:
         for peer in (listener, host):
             await peer.pc.close()
         await http.post(f"/api/v1/shows/{show_id}/end")
+    plays = server.call(_plays(server, show_id))
     return {
+        "show": show_json,
+        "plays": plays,
         "whep": listener.audio(),
         "host": host.audio(),
         "mp3": decode(bytes(icy.audio), "mp3"),
@@ -353,6 +358,22 @@ async def _live_run(server: RunningServer) -> dict[str, object]:
         "icy_titles": icy.titles,
         "after_skip": after,
     }
+
+
+async def _plays(server: RunningServer, show_id: int) -> list[dict[str, object]]:
+    async with server.app.state.onair.sessions() as db:
+        rows = await play_log.plays_of_show(db, show_id)
+    return [
+        {
+            "track_id": r.track_id,
+            "seconds": r.seconds_played,
+            "listeners": r.listeners_at_start,
+            "listener_seconds": r.listener_seconds,
+            "skipped": r.skipped,
+            "ended": r.ended_at is not None,
+        }
+        for r in rows
+    ]
 
 
 def _from_voice(signal: Mono, lead: float) -> Mono:
@@ -408,3 +429,23 @@ def test_icy_title_follows_the_song_as_heard(live_run: dict[str, object]) -> Non
     a_level = np.median(levels(audio[: int(1.5 * RATE)], 440.0))
     e_level = np.median(high[-20:])
     assert abs(a_level - e_level) < 2.0
+
+
+def test_the_show_says_what_is_on_air(live_run: dict[str, object]) -> None:
+    show = live_run["show"]
+    assert isinstance(show, dict)
+    assert show["status"] == "live"
+    assert show["now_playing"]["track"]["title"] == "Concert A"
+    assert show["now_playing"]["auto_dj"] is False
+
+
+def test_every_play_is_logged_with_its_listeners(live_run: dict[str, object]) -> None:
+    plays = live_run["plays"]
+    assert isinstance(plays, list) and len(plays) == 2, plays
+    first, second = plays
+    assert first["skipped"] is True and first["ended"] and second["ended"]
+    assert 14 < first["seconds"] < 22, first  # played from going live until the skip
+    assert first["listeners"] == 0  # it started as the show went live, before anyone tuned in
+    assert second["listeners"] >= 2  # the WebRTC listener and the second MP3 reader
+    # About three listeners (WebRTC, MP3, HLS) for most of the song.
+    assert first["listener_seconds"] > 1.5 * first["seconds"], first
