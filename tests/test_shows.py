@@ -272,3 +272,18 @@ async def test_an_ended_show_keeps_its_queue_frozen(
         await client.post(f"/api/v1/shows/{sid}/queue", json={"track_id": tracks[1]}),
     ):
         assert r.status_code == 409 and r.json()["error"]["code"] == "show_ended"
+
+
+async def test_a_studio_that_cannot_start_leaves_the_show_scheduled(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sign_up(client, "unlucky")
+    sid = (await client.post("/api/v1/shows", json={"title": "Broken studio"})).json()["id"]
+
+    async def fail(show_id: int) -> None:
+        raise RuntimeError("no audio device")
+
+    monkeypatch.setattr(app.state.onair.stations, "start", fail)
+    r = await client.post(f"/api/v1/shows/{sid}/live")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "studio_failed"
+    assert (await client.get(f"/api/v1/shows/{sid}")).json()["status"] == "scheduled"

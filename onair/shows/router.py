@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,8 @@ from onair.shows import service
 from onair.shows.covers import save_cover
 from onair.shows.models import QueueItem, Show, ShowStatus
 from onair.types import BodyId, PathId
+
+log = logging.getLogger("onair.shows")
 
 router = APIRouter(prefix="/api/v1/shows", tags=["shows"])
 
@@ -194,9 +197,17 @@ async def edit_show(
 async def go_live(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
+    was_live = show.status is ShowStatus.live
     await service.go_live(db, ctx.clock, show)
     await db.commit()
-    await ctx.stations.start(show.id)
+    try:
+        await ctx.stations.start(show.id)
+    except Exception:
+        log.exception("studio failed to start show=%s", show.id)
+        if not was_live:
+            await service.revert_to_scheduled(db, show)
+            await db.commit()
+        raise ApiError(503, "studio_failed", "the studio could not start; try again") from None
     return ShowOut.of(show)
 
 

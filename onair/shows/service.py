@@ -141,6 +141,13 @@ async def go_live(db: AsyncSession, clock: Clock, show: Show) -> Show:
     return show
 
 
+async def revert_to_scheduled(db: AsyncSession, show: Show) -> None:
+    """Undoes a go-live whose studio never started, so the host can simply try again."""
+    show.status = ShowStatus.scheduled
+    show.started_at = None
+    await db.flush()
+
+
 async def end_show(db: AsyncSession, clock: Clock, show: Show) -> Show:
     if show.status is ShowStatus.ended:
         return show
