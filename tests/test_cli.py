@@ -12,7 +12,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from onair.accounts.models import Role, User
+from onair.catalog import search
 from onair.catalog.models import Track
+from onair.catalog.service import tracks_by_ids
 from onair.cli import cli
 from onair.db.base import make_engine, make_sessionmaker
 from onair.settings import Settings
@@ -34,6 +36,18 @@ def _rows(data_dir: Path, model: type[M]) -> list[M]:
             rows = list((await db.scalars(select(model))).unique())
         await engine.dispose()
         return rows
+
+    return asyncio.run(work())
+
+
+def _search(data_dir: Path, query: str) -> list[str]:
+    async def work() -> list[str]:
+        engine = make_engine(Settings(data_dir=data_dir).resolved_database_url)
+        async with make_sessionmaker(engine)() as db:
+            ids = await search.search_track_ids(db, query)
+            titles = [t.title for t in await tracks_by_ids(db, ids)]
+        await engine.dispose()
+        return titles
 
     return asyncio.run(work())
 
@@ -99,6 +113,13 @@ def test_catalog_import_reads_real_files_and_reports_the_broken_one(
     assert fishing.artists == ["Karissa Hobbs"]
     assert 130 < fishing.duration_s < 136
     assert -40 < fishing.loudness_lufs < -5
+    # The imported recordings are found as a listener would type: a prefix, a typo, no accents.
+    for query, title_part in [
+        ("lets go fis", "Fishin"),
+        ("sugr plum", "Sugar Plum"),
+        ("hungarian", "Hungarian"),
+    ]:
+        assert any(title_part in t for t in _search(data_dir, query)), query
     # A second import of the same files updates them in place.
     again = CliRunner().invoke(cli, ["catalog", "import", str(audio)])
     assert again.exit_code == 0
