@@ -7,7 +7,7 @@ import unicodedata
 
 # A UTF-8 sequence whose bytes were read as CP1252 (or Latin-1): a lead byte (Ã, Ð, â...) and
 # its continuation bytes, each shown as a Latin-1 character or as what CP1252 puts at 0x80-0x9F.
-_CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
+_CP1252_HIGH = bytes(range(0x80, 0xA0)).decode("cp1252", errors="ignore")
 _CONT = f"[\u0080-\u00bf{_CP1252_HIGH}]"
 _MOJIBAKE = re.compile(
     f"[\u00c2-\u00df]{_CONT}|[\u00e0-\u00ef]{_CONT}{{2}}|[\u00f0-\u00f4]{_CONT}{{3}}"
