@@ -15,9 +15,16 @@ from onair.settings import Settings
 
 
 def shared_data() -> Path:
-    """The team's real test data (../shared/data beside the checkout), read in place."""
+    """The team's real test data, read in place: ONAIR_SHARED_DATA, else ../shared/data beside
+    the checkout, else the team machine's /work/shared/data (for clones made elsewhere)."""
     override = os.environ.get("ONAIR_SHARED_DATA")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if override:
+        return Path(override)
+    candidates = [
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def require_shared(*parts: str) -> Path:

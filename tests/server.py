@@ -23,7 +23,7 @@ T = TypeVar("T")
 class RunningServer:
     url: str
     port: int
-    app: FastAPI
+    app: Any
     server: uvicorn.Server
     loop: asyncio.AbstractEventLoop
 
@@ -37,15 +37,17 @@ class RunningServer:
 
 
 @contextmanager
-def serve(app: FastAPI, *, websockets: bool = True) -> Iterator[RunningServer]:
+def serve(app: Any, *, websockets: bool = True) -> Iterator[RunningServer]:
+    """Serves `app`; OnAir's own app is served as `onair serve` runs it, behind StreamFront."""
+    onair = getattr(getattr(app, "state", None), "onair", None)
+    asgi = StreamFront(app, onair.stations.feed) if isinstance(app, FastAPI) and onair else app
     # Bound before uvicorn starts, so the port is free and known.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        # As `onair serve` runs it: streams answered ahead of the app (onair.app.create_asgi).
-        StreamFront(app, app.state.onair.stations.feed),
+        asgi,
         log_level="warning",
         loop="asyncio",
         ws="websockets-sansio" if websockets else "none",
