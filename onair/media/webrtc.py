@@ -22,7 +22,7 @@ import fractions
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import av
@@ -257,7 +257,6 @@ class _Listener:
     track: _ProgramTrack | None = None
     connected: bool = False
     timeout: asyncio.TimerHandle | None = None
-    reason: str = field(default="")
 
 
 class WebRtcHub:
@@ -307,9 +306,6 @@ class WebRtcHub:
         if self.fanout_mode == "lean":
             return len(self._rtp)
         return self.connected_count
-
-    def session_ids(self) -> list[str]:
-        return list(self._listeners)
 
     async def join(self, offer: str) -> Session:
         """Answer a WHEP offer; the listener hears the program once ICE and DTLS are up."""
@@ -504,6 +500,7 @@ class VoiceLine:
         self.voice_id = voice_id
         self.pc = pc
         self.link: VoiceLink | None = None
+        self.connected = False
         self.frames_in = 0
         self._return: _ReturnTrack | None = None
         self._tasks = _Tasks()
@@ -658,6 +655,7 @@ class WebRtcService:
             raise
         self._lines[(show_id, voice_id)] = line
         pc.on("connectionstatechange", lambda: self._on_line_state(line))
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._give_up_line, line)
         log.info("voice line opened show=%s voice=%s session=%s", show_id, voice_id, line.id)
         return Session(id=line.id, answer=pc.localDescription.sdp)
 
@@ -671,9 +669,21 @@ class WebRtcService:
 
     def _on_line_state(self, line: VoiceLine) -> None:
         state = line.pc.connectionState
-        if state in ("failed", "closed") and self._lines.get((line.show_id, line.voice_id)) is line:
+        if state == "connected":
+            line.connected = True
+        elif state in ("failed", "closed"):
+            self._drop_line(line, "failed" if state == "failed" else "closed")
+
+    def _give_up_line(self, line: VoiceLine) -> None:
+        # An answered offer that never connects (the page went away mid-setup) must not
+        # leave a voice open in the studio.
+        if not line.connected:
+            self._drop_line(line, "failed")
+
+    def _drop_line(self, line: VoiceLine, reason: GoneReason) -> None:
+        if self._lines.get((line.show_id, line.voice_id)) is line:
             del self._lines[(line.show_id, line.voice_id)]
-            self._tasks.spawn(line.end("failed" if state == "failed" else "closed"))
+            self._tasks.spawn(line.end(reason))
 
     async def end_show(self, show_id: int) -> None:
         hub = self._hubs.pop(show_id, None)

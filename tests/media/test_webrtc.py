@@ -437,3 +437,19 @@ async def test_listeners_are_let_go_when_the_program_ends(studio: Studio) -> Non
     await until(lambda: len(client.heard) > 5)
     await until(lambda: client.pc.connectionState == "closed")
     await until(lambda: studio.service.existing_hub(LIVE) is None)
+
+
+async def test_offers_that_never_connect_are_let_go(studio: Studio) -> None:
+    studio.service.connect_timeout = 0.5
+    headers = {"content-type": "application/sdp", "x-test-host": "yes"}
+    listener, host = studio.client(), studio.client(send=ToneTrack(1000.0))
+    r = await studio.http.post(
+        f"/api/v1/shows/{LIVE}/whep", content=await offer(listener), headers=headers
+    )
+    assert r.status_code == 201
+    path = f"/api/v1/shows/{LIVE}/studio/webrtc"
+    r = await studio.http.post(path, content=await offer(host), headers=headers)
+    assert r.status_code == 201
+    # Neither client applies its answer: a page that went away mid-setup.
+    await until(lambda: studio.voice.gone == ["failed"] and not studio.service.existing_hub(LIVE))
+    assert studio.program.open_now == 0
