@@ -1,7 +1,9 @@
-"""Helpers for the media tests: a tone "studio" feeding a ProgramFeed, and audio analysis."""
+"""Helpers for the media tests: a tone "studio" feeding a ProgramFeed, audio analysis, and an
+aiortc client that plays a browser."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
@@ -10,8 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import av
+import httpx
 import numpy as np
 import numpy.typing as npt
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 
 from onair.media.feed import ProgramFeed
 from onair.studio.frames import FRAME_SAMPLES, SAMPLE_RATE, ProgramFrame
@@ -141,3 +146,75 @@ def tone_changes(samples: Mono, low: float, high: float, hop: int = 240) -> int 
         if a_high > a_low and a_high > 0.05:  # silence (codec priming) is neither tone
             return start + window // 2
     return None
+
+
+# --- WebRTC clients ---------------------------------------------------------------------
+
+
+@dataclass
+class Client:
+    """An aiortc peer connection playing a browser, collecting what it hears."""
+
+    pc: RTCPeerConnection
+    heard: list[Mono] = field(default_factory=list)
+    location: str = ""
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def audio(self) -> Mono:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0)
+
+    def last_seconds(self, seconds: float) -> Mono:
+        return self.audio()[-int(seconds * SAMPLE_RATE) :]
+
+    async def packets_received(self) -> int:
+        stats = await self.pc.getStats()
+        return sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp")
+
+    async def packets_reported_sent(self) -> int | None:
+        """What the server's last RTCP sender report said it had sent."""
+        stats = await self.pc.getStats()
+        sent = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
+        return sent[0] if sent else None
+
+
+def new_client(*, send: MediaStreamTrack | None = None) -> Client:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    client = Client(pc)
+    if send is None:
+        pc.addTransceiver("audio", direction="recvonly")
+    else:
+        pc.addTransceiver(send, direction="sendrecv")
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        client.tasks.add(asyncio.ensure_future(listen(track, client.heard)))
+
+    return client
+
+
+async def listen(track: MediaStreamTrack, heard: list[Mono]) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        assert isinstance(frame, av.AudioFrame)
+        stereo = frame.to_ndarray().reshape(-1, len(frame.layout.channels)) / 32768.0
+        heard.append(stereo.mean(axis=1))
+
+
+async def offer(client: Client) -> str:
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    return client.pc.localDescription.sdp
+
+
+async def connect(
+    http: httpx.AsyncClient, client: Client, path: str, headers: dict[str, str] | None = None
+) -> Client:
+    headers = {"content-type": "application/sdp", **(headers or {})}
+    r = await http.post(path, content=await offer(client), headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.headers["content-type"].startswith("application/sdp")
+    client.location = r.headers["location"]
+    await client.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    return client

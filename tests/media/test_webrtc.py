@@ -23,9 +23,7 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
-    RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError
 from fastapi import FastAPI, Request
 
 from onair.errors import forbidden, install_error_handlers, not_found
@@ -38,6 +36,7 @@ from onair.media.webrtc import (
 )
 from onair.media.whep import webrtc_router
 from onair.studio.frames import FRAME_SAMPLES, SAMPLE_RATE, ProgramFrame, Samples
+from tests.media import Client, connect, new_client, offer
 
 pytestmark = pytest.mark.media
 
@@ -164,73 +163,6 @@ def assert_tone(signal: Mono, present: float, absent: float | None = None) -> No
     assert band_db(signal, present) > -1.0, f"{present} Hz is not what is heard"
     if absent is not None:
         assert band_db(signal, absent) < -40.0, f"{absent} Hz leaks into the audio"
-
-
-@dataclass
-class Client:
-    """An aiortc peer connection playing a browser, collecting what it hears."""
-
-    pc: RTCPeerConnection
-    heard: list[Mono] = field(default_factory=list)
-    location: str = ""
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
-
-    def last_seconds(self, seconds: float) -> Mono:
-        audio = np.concatenate(self.heard) if self.heard else np.zeros(0)
-        return audio[-int(seconds * SAMPLE_RATE) :]
-
-    async def packets_received(self) -> int:
-        stats = await self.pc.getStats()
-        return sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp")
-
-    async def packets_reported_sent(self) -> int | None:
-        """What the server's last RTCP sender report said it had sent."""
-        stats = await self.pc.getStats()
-        sent = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
-        return sent[0] if sent else None
-
-
-def new_client(*, send: MediaStreamTrack | None = None) -> Client:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    client = Client(pc)
-    if send is None:
-        pc.addTransceiver("audio", direction="recvonly")
-    else:
-        pc.addTransceiver(send, direction="sendrecv")
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        client.tasks.add(asyncio.ensure_future(listen(track, client.heard)))
-
-    return client
-
-
-async def listen(track: MediaStreamTrack, heard: list[Mono]) -> None:
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return
-        assert isinstance(frame, av.AudioFrame)
-        stereo = frame.to_ndarray().reshape(-1, len(frame.layout.channels)) / 32768.0
-        heard.append(stereo.mean(axis=1))
-
-
-async def offer(client: Client) -> str:
-    await client.pc.setLocalDescription(await client.pc.createOffer())
-    return client.pc.localDescription.sdp
-
-
-async def connect(
-    http: httpx.AsyncClient, client: Client, path: str, headers: dict[str, str] | None = None
-) -> Client:
-    headers = {"content-type": "application/sdp", **(headers or {})}
-    r = await http.post(path, content=await offer(client), headers=headers)
-    assert r.status_code == 201, r.text
-    assert r.headers["content-type"].startswith("application/sdp")
-    client.location = r.headers["location"]
-    await client.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
-    return client
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
