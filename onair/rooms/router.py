@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from onair.context import OnAir
 from onair.errors import ApiError
-from onair.rooms.hub import RoomClient, RoomEvent
+from onair.rooms.hub import RoomClient
 from onair.shows import service as shows
 from onair.types import MAX_ID
 
@@ -66,25 +66,29 @@ async def _show_exists(onair: OnAir, show_id: int) -> bool:
 
 
 async def _pump(websocket: WebSocket, client: RoomClient) -> None:
+    """Sends the client's batches until it leaves or falls behind; one task for the whole
+    connection, not one per batch, since this runs for every event to every client."""
+    sender = asyncio.create_task(_send_batches(websocket, client))
     receiver = asyncio.create_task(_drain_incoming(websocket))
     dropped = asyncio.create_task(client.dropped.wait())
     try:
-        while True:
-            batch_task: asyncio.Task[list[RoomEvent]] = asyncio.create_task(client.next_batch())
-            done, _ = await asyncio.wait(
-                {batch_task, receiver, dropped}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if batch_task not in done:
-                batch_task.cancel()
-                if dropped in done:
-                    await websocket.close(code=4408, reason="too slow: reconnect with since")
-                return
-            await websocket.send_json([e.as_json() for e in batch_task.result()])
+        done, _ = await asyncio.wait(
+            {sender, receiver, dropped}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if dropped in done and sender not in done:
+            sender.cancel()
+            await websocket.close(code=4408, reason="too slow: reconnect with since")
     finally:
-        for task in (receiver, dropped):
+        for task in (sender, receiver, dropped):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await task
+
+
+async def _send_batches(websocket: WebSocket, client: RoomClient) -> None:
+    while True:
+        batch = await client.next_batch()
+        await websocket.send_json([e.as_json() for e in batch])
 
 
 async def _drain_incoming(websocket: WebSocket) -> None:

@@ -263,12 +263,10 @@ async def cover(show_id: PathId, db: Db) -> FileResponse:
 async def get_queue(show_id: PathId, user: MaybeUser, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
     items = await service.queue_items(db, show)
-    return _queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
+    return queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
 
 
-def _queue_out(
-    items: list[QueueItem], show: Show, user_id: int | None, moderator: bool
-) -> QueueOut:
+def queue_out(items: list[QueueItem], show: Show, user_id: int | None, moderator: bool) -> QueueOut:
     playing = next((i for i in items if i.state == "playing"), None)
     upcoming = [i for i in items if i.state == "queued"]
     if user_id != show.host_id and not moderator:
@@ -288,7 +286,7 @@ async def add_to_queue(
     await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+    return queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
 
 
 @router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
@@ -300,7 +298,7 @@ async def remove_from_queue(
     await service.remove_from_queue(db, show, item_id)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return _queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+    return queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
 
 
 @router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
@@ -312,4 +310,4 @@ async def reorder_queue(
     items = await service.reorder_queue(db, show, body.item_ids)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return _queue_out(items, show, user.id, user.is_moderator)
+    return queue_out(items, show, user.id, user.is_moderator)

@@ -20,8 +20,7 @@ from onair.catalog import service as catalog
 from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db
 from onair.shows import service as shows
-from onair.shows.models import QueueState
-from onair.shows.router import QueueItemOut, QueueOut, ShowOut, now_playing
+from onair.shows.router import ShowOut, now_playing, queue_out
 from onair.web.error_pages import error_page, install_html_errors
 from onair.web.rendering import STATIC_DIR, login_url, make_templates, render, safe_next
 
@@ -143,12 +142,7 @@ async def console_page(
         return _to_login(request)
     show = await shows.get_show(db, show_id)
     shows.require_host(show, viewer)
-    items = await shows.queue_items(db, show)
-    playing = next((i for i in items if i.state is QueueState.playing), None)
-    queue = QueueOut(
-        now_playing=QueueItemOut.of(playing) if playing else None,
-        upcoming=[QueueItemOut.of(i) for i in items if i.state is QueueState.queued],
-    )
+    queue = queue_out(await shows.queue_items(db, show), show, viewer.id, viewer.is_moderator)
     context = {
         "show": ShowOut.of(show, await now_playing(ctx, db, show)),
         "queue": queue,
