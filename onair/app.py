@@ -16,13 +16,14 @@ from onair.clock import Clock, SystemClock
 from onair.context import OnAir
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
-from onair.live.router import authorize_host
 from onair.live.router import router as studio_router
 from onair.media.icecast import StreamFront, stream_routes
 from onair.media.whep import webrtc_router
 from onair.rooms.router import router as rooms_router
 from onair.settings import Settings
 from onair.shows.router import router as shows_router
+from onair.stage.router import authorize_voice
+from onair.stage.router import router as stage_router
 from onair.web.router import mount_web
 
 log = logging.getLogger("onair")
@@ -98,7 +99,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(shows_router)
     app.include_router(rooms_router)
     app.include_router(studio_router)
-    app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_host))
+    app.include_router(stage_router)
+    app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_voice))
     app.mount("/listen", stream_routes(onair.stations.feed))
     mount_web(app)
     return app

@@ -22,6 +22,7 @@ from onair.settings import Settings
 class Limiters:
     signup: RateLimiter
     login: RateLimiter
+    hand_raise: RateLimiter
 
 
 @dataclass
@@ -41,7 +42,9 @@ class OnAir:
             self.rooms,
             WebRtcService(),
             StationSettings(
-                crossfade_s=self.settings.crossfade_s, target_lufs=self.settings.target_lufs
+                crossfade_s=self.settings.crossfade_s,
+                target_lufs=self.settings.target_lufs,
+                max_on_air=self.settings.max_on_air,
             ),
         )
         s = self.settings
@@ -50,6 +53,9 @@ class OnAir:
                 self.clock, burst=s.signup_per_hour, per_seconds=3600, name="sign-ups"
             ),
             login=RateLimiter(self.clock, burst=s.login_per_minute, per_seconds=60, name="logins"),
+            hand_raise=RateLimiter(
+                self.clock, burst=s.hand_raises_per_minute, per_seconds=60, name="call-ins"
+            ),
         )
 
 

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     target_lufs: float = Field(
         default=-16.0, description="Loudness every song is played at (EBU R128)."
     )
+    max_on_air: int = Field(
+        default=10, ge=1, le=50, description="Voices on air at once (host, co-hosts, callers)."
+    )
+    max_cohosts: int = Field(default=3, ge=0, le=10, description="Co-hosts per show.")
+    hand_raises_per_minute: int = Field(
+        default=3, ge=1, description="Call-ins one user may start per minute."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -98,14 +98,9 @@ async def test_duplicate_and_invalid_sign_ups_are_refused(client: httpx.AsyncCli
 
 
 async def test_sign_ups_are_rate_limited_per_address(app: FastAPI, clock: FakeClock) -> None:
-    app.state.onair.settings.signup_per_hour = 3
-    from onair.context import Limiters
     from onair.ratelimit import RateLimiter
 
-    app.state.onair.limiters = Limiters(
-        signup=RateLimiter(clock, burst=3, per_seconds=3600, name="sign-ups"),
-        login=app.state.onair.limiters.login,
-    )
+    app.state.onair.limiters.signup = RateLimiter(clock, burst=3, per_seconds=3600, name="sign-ups")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         codes = []

@@ -5,11 +5,13 @@ from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArti
 from onair.db.base import Base
 from onair.royalties.models import PlayLog
 from onair.shows.models import QueueItem, Show, ShowHashtag
+from onair.stage.models import CoHost, StageEntry
 
 __all__ = [
     "Album",
     "Artist",
     "Base",
+    "CoHost",
     "Genre",
     "Licence",
     "PlayLog",
@@ -17,6 +19,7 @@ __all__ = [
     "Session",
     "Show",
     "ShowHashtag",
+    "StageEntry",
     "Track",
     "TrackArtist",
     "TrackGenre",

@@ -57,6 +57,7 @@ class Stations:
                 sessions=self._sessions,
                 rooms=self._rooms,
                 count_webrtc=self._count_webrtc,
+                end_voice=self.webrtc.end_voice,
                 options=self._options,
             )
             await station.start()

@@ -1,4 +1,4 @@
-"""The host's studio controls: play, pause, skip, crossfade, music level, mic mute."""
+"""The crew's studio controls: play, pause, skip, crossfade, music level, mic mute."""
 
 from __future__ import annotations
 
@@ -8,29 +8,26 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from onair.accounts.deps import CurrentUser
-from onair.accounts.models import User
 from onair.context import Ctx, Db
 from onair.errors import ApiError
 from onair.live.station import LiveShow
 from onair.shows import service as shows
+from onair.stage import crew
+from onair.stage.service import voice_id_of
 from onair.types import PathId
 
 router = APIRouter(prefix="/api/v1/shows", tags=["studio"])
 
 
-def host_voice_id(user: User) -> str:
-    return f"host-{user.id}"
-
-
-async def authorize_host(show_id: PathId, user: CurrentUser, db: Db) -> str:
-    """Only the show's host may go on air in it; returns the voice id the studio knows them by."""
+async def authorize_crew(show_id: PathId, user: CurrentUser, db: Db) -> str:
+    """The host and co-hosts run the studio; returns the caller's voice id."""
     show = await shows.get_show(db, show_id)
-    shows.require_host(show, user)
-    return host_voice_id(user)
+    await crew.require_crew(db, show, user)
+    return voice_id_of(user.id)
 
 
 async def _station(
-    show_id: PathId, ctx: Ctx, _voice: Annotated[str, Depends(authorize_host)]
+    show_id: PathId, ctx: Ctx, _voice: Annotated[str, Depends(authorize_crew)]
 ) -> LiveShow:
     station = ctx.stations.get(show_id)
     if station is None:
@@ -49,7 +46,7 @@ class StudioSettings(BaseModel):
     mic_muted: bool | None = Field(default=None, description="Mute the host's microphone.")
 
 
-@router.get("/{show_id}/studio", summary="The studio's state (host only)")
+@router.get("/{show_id}/studio", summary="The studio's state (host and co-hosts)")
 async def studio_state(station: Station) -> dict[str, Any]:
     return station.state()
 
@@ -74,7 +71,7 @@ async def skip(station: Station) -> dict[str, Any]:
 
 @router.patch("/{show_id}/studio", summary="Crossfade, music fader, mic mute")
 async def settings(
-    body: StudioSettings, station: Station, voice_id: Annotated[str, Depends(authorize_host)]
+    body: StudioSettings, station: Station, voice_id: Annotated[str, Depends(authorize_crew)]
 ) -> dict[str, Any]:
     deck = station.studio.deck
     if body.crossfade_s is not None:

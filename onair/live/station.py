@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onair.catalog.models import Track
+from onair.clock import Clock, SystemClock
 from onair.live.autodj import AutoDj, deck_track, genre_name, load_candidates
 from onair.media.encoder import shared_encoder
 from onair.media.feed import ProgramFeed, StationInfo
@@ -24,6 +25,7 @@ from onair.media.webrtc import GoneReason, ShowMedia, VoiceLink
 from onair.rooms.hub import RoomHub
 from onair.royalties import service as play_log
 from onair.shows.models import QueueItem, QueueState, Show
+from onair.stage.service import Stage, user_of_voice
 from onair.studio.deck import (
     DeckEvent,
     DeckTrack,
@@ -58,6 +60,7 @@ class _Play:
 class StationSettings:
     crossfade_s: float = 3.0
     target_lufs: float = -16.0
+    max_on_air: int = 10
 
 
 @dataclass
@@ -66,8 +69,12 @@ class LiveShow:
     sessions: async_sessionmaker[AsyncSession]
     rooms: RoomHub
     count_webrtc: Callable[[int], int]
+    end_voice: Callable[[int, str], Awaitable[object]]
+    """Ends a voice's line into this show (the stage took them off it)."""
     options: StationSettings = field(default_factory=StationSettings)
+    clock: Clock = field(default_factory=SystemClock)
     studio: Studio = field(init=False)
+    stage: Stage = field(init=False)
     feed: ProgramFeed = field(init=False)
     _events: asyncio.Queue[DeckEvent] = field(init=False, default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -95,6 +102,17 @@ class LiveShow:
             on_event=self._events.put_nowait,
             on_need_track=self._autodj.pick,
         )
+        self.stage = Stage(
+            self.show_id,
+            show.host_id,
+            sessions=self.sessions,
+            rooms=self.rooms,
+            studio=self.studio,
+            clock=self.clock,
+            end_line=lambda voice_id: self.end_voice(self.show_id, voice_id),
+            max_on_air=self.options.max_on_air,
+        )
+        await self.stage.load()
         await self.sync_queue()
         self.studio.deck.play()
         self._tasks = [
@@ -113,6 +131,7 @@ class LiveShow:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.stage.close()
         now = time.time()
         for track, play in list(self._plays.items()):
             await self._finish_play(
@@ -163,10 +182,15 @@ class LiveShow:
         voice = self.studio.add_voice(voice_id)
         voice.connect()
         returns = self.studio.subscribe(voice_id=voice_id)
+        user_id = user_of_voice(voice_id)
+        if user_id is not None:
+            self.stage.line_opened(user_id)
 
         def gone(reason: GoneReason) -> None:
             voice.disconnect()
             self.studio.unsubscribe(returns)
+            if user_id is not None:
+                self.stage.line_gone(user_id, reason)
             self.rooms.publish(
                 self.show_id, "studio.voice_left", {"voice": voice_id, "reason": reason}
             )

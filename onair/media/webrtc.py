@@ -21,6 +21,7 @@ import contextlib
 import fractions
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -52,7 +53,7 @@ MAX_OFFER_BYTES = 64 * 1024
 """Browsers' offers are 2-8 KiB; anything far larger is not an offer."""
 
 FanoutMode = Literal["lean", "sender"]
-GoneReason = Literal["left", "failed", "closed", "replaced", "show_ended"]
+GoneReason = Literal["left", "failed", "closed", "replaced", "show_ended", "off_stage"]
 
 
 # --- What this module needs from the studio and the encoders
@@ -502,6 +503,9 @@ class VoiceLine:
         self.link: VoiceLink | None = None
         self.connected = False
         self.frames_in = 0
+        self.last_heard = time.monotonic()
+        """When the last microphone frame (or the connection) arrived: a line that goes
+        quiet at the transport level has dropped, long before ICE would say so."""
         self._return: _ReturnTrack | None = None
         self._tasks = _Tasks()
         self._ended = False
@@ -535,6 +539,7 @@ class VoiceLine:
                 samples = planar.to_ndarray().astype(np.float32, copy=False).reshape(CHANNELS, -1)
                 self.link.sink.push(samples, pts_hint=pts)
                 self.frames_in += 1
+                self.last_heard = time.monotonic()
                 pts = None if pts is None else pts + samples.shape[1]
 
     async def end(self, reason: GoneReason) -> None:
@@ -572,12 +577,14 @@ class WebRtcService:
         ice_servers: Sequence[RTCIceServer] = (),
         fanout: FanoutMode = "lean",
         connect_timeout: float = 15.0,
+        voice_timeout: float = 3.0,
         max_listeners_per_show: int = 5000,
         report_interval: float = REPORT_INTERVAL,
     ) -> None:
         self.ice_servers = list(ice_servers)
         self.fanout: FanoutMode = fanout
         self.connect_timeout = connect_timeout
+        self.voice_timeout = voice_timeout
         self.max_listeners_per_show = max_listeners_per_show
         self.report_interval = report_interval
         self._hubs: dict[int, WebRtcHub] = {}
@@ -656,6 +663,7 @@ class WebRtcService:
         self._lines[(show_id, voice_id)] = line
         pc.on("connectionstatechange", lambda: self._on_line_state(line))
         asyncio.get_running_loop().call_later(self.connect_timeout, self._give_up_line, line)
+        self._tasks.spawn(self._watch_line(line))
         log.info("voice line opened show=%s voice=%s session=%s", show_id, voice_id, line.id)
         return Session(id=line.id, answer=pc.localDescription.sdp)
 
@@ -667,10 +675,29 @@ class WebRtcService:
         await line.end("left")
         return True
 
+    async def end_voice(self, show_id: int, voice_id: str) -> bool:
+        """Ends `voice_id`'s line into the show because the stage took them off it."""
+        line = self._lines.pop((show_id, voice_id), None)
+        if line is None:
+            return False
+        await line.end("off_stage")
+        return True
+
+    async def _watch_line(self, line: VoiceLine) -> None:
+        """Drops a connected line whose microphone has sent nothing for `voice_timeout`: the
+        peer has gone (a closed laptop, a lost network) without saying so."""
+        while self._lines.get((line.show_id, line.voice_id)) is line:
+            await asyncio.sleep(self.voice_timeout / 6)
+            if line.connected and time.monotonic() - line.last_heard > self.voice_timeout:
+                log.info("voice line silent show=%s voice=%s", line.show_id, line.voice_id)
+                self._drop_line(line, "failed")
+                return
+
     def _on_line_state(self, line: VoiceLine) -> None:
         state = line.pc.connectionState
         if state == "connected":
             line.connected = True
+            line.last_heard = time.monotonic()
         elif state in ("failed", "closed"):
             self._drop_line(line, "failed" if state == "failed" else "closed")
 

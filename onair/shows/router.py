@@ -20,6 +20,7 @@ from onair.errors import ApiError, not_found
 from onair.shows import service
 from onair.shows.covers import save_cover
 from onair.shows.models import QueueItem, Show, ShowStatus
+from onair.stage import crew
 from onair.types import BodyId, PathId
 
 log = logging.getLogger("onair.shows")
@@ -257,19 +258,21 @@ async def cover(show_id: PathId, db: Db) -> FileResponse:
     "/{show_id}/queue",
     response_model=QueueOut,
     summary="The show's queue",
-    description="The host sees every queued song; everyone else only what is playing now, "
+    description="The host and co-hosts see every queued song; everyone else only what is "
+    "playing now, "
     "because announcing songs in advance is not allowed on licensed webcasts.",
 )
 async def get_queue(show_id: PathId, user: MaybeUser, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
     items = await service.queue_items(db, show)
-    return queue_out(items, show, user.id if user else None, user.is_moderator if user else False)
+    return queue_out(items, crew_view=user is not None and await crew.is_crew(db, show, user))
 
 
-def queue_out(items: list[QueueItem], show: Show, user_id: int | None, moderator: bool) -> QueueOut:
+def queue_out(items: list[QueueItem], *, crew_view: bool) -> QueueOut:
+    """Only the crew sees the songs still to come."""
     playing = next((i for i in items if i.state == "playing"), None)
     upcoming = [i for i in items if i.state == "queued"]
-    if user_id != show.host_id and not moderator:
+    if not crew_view:
         upcoming = []
     return QueueOut(
         now_playing=QueueItemOut.of(playing) if playing else None,
@@ -282,11 +285,11 @@ async def add_to_queue(
     show_id: PathId, body: QueueAdd, user: CurrentUser, ctx: Ctx, db: Db
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
-    service.require_host(show, user)
+    await crew.require_crew(db, show, user)
     await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+    return queue_out(await service.queue_items(db, show), crew_view=True)
 
 
 @router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
@@ -294,11 +297,11 @@ async def remove_from_queue(
     show_id: PathId, item_id: PathId, user: CurrentUser, ctx: Ctx, db: Db
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
-    service.require_host(show, user)
+    await crew.require_crew(db, show, user)
     await service.remove_from_queue(db, show, item_id)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(await service.queue_items(db, show), show, user.id, user.is_moderator)
+    return queue_out(await service.queue_items(db, show), crew_view=True)
 
 
 @router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
@@ -306,8 +309,8 @@ async def reorder_queue(
     show_id: PathId, body: QueueOrder, user: CurrentUser, ctx: Ctx, db: Db
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
-    service.require_host(show, user)
+    await crew.require_crew(db, show, user)
     items = await service.reorder_queue(db, show, body.item_ids)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(items, show, user.id, user.is_moderator)
+    return queue_out(items, crew_view=True)

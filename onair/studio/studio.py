@@ -31,7 +31,7 @@ from typing import Final
 from onair.clock import Clock, SystemClock
 from onair.studio.deck import DeckEvent, DeckTrack, MusicDeck
 from onair.studio.frames import FRAME_SAMPLES, SAMPLE_RATE, ProgramFrame, Samples
-from onair.studio.mixer import Mixer
+from onair.studio.mixer import ALL_ON_AIR, Mixer, Routing
 from onair.studio.voice import VoiceInput
 
 __all__ = ["FrameSubscription", "Studio", "StudioStats", "SubscriptionClosed"]
@@ -152,6 +152,8 @@ class Studio:
         )
         self.stats = StudioStats()
         self._voices: dict[str, VoiceInput] = {}
+        self.routing: Routing = ALL_ON_AIR
+        """Which connected voices are on air and who hears whom off air (the stage sets it)."""
         self._subscriptions: list[FrameSubscription] = []
         self._pts = 0
         self._last: ProgramFrame | None = None
@@ -200,7 +202,7 @@ class Studio:
         voices: dict[str, Samples] = {
             voice_id: voice.pull() for voice_id, voice in self._voices.items() if voice.active
         }
-        program = self.mixer.mix(music, voices)
+        program = self.mixer.mix(music, voices, self.routing)
         frame = ProgramFrame(pts, wallclock, program)
         self._last = frame
         self._returns = {

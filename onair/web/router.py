@@ -21,6 +21,7 @@ from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db
 from onair.shows import service as shows
 from onair.shows.router import ShowOut, now_playing, queue_out
+from onair.stage import crew
 from onair.web.error_pages import error_page, install_html_errors
 from onair.web.rendering import STATIC_DIR, login_url, make_templates, render, safe_next
 
@@ -141,8 +142,8 @@ async def console_page(
     if viewer is None:
         return _to_login(request)
     show = await shows.get_show(db, show_id)
-    shows.require_host(show, viewer)
-    queue = queue_out(await shows.queue_items(db, show), show, viewer.id, viewer.is_moderator)
+    await crew.require_crew(db, show, viewer)
+    queue = queue_out(await shows.queue_items(db, show), crew_view=True)
     context = {
         "show": ShowOut.of(show, await now_playing(ctx, db, show)),
         "queue": queue,

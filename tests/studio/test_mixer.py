@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onair.studio.frames import FRAME_SAMPLES, Samples
-from onair.studio.mixer import Mixer
+from onair.studio.mixer import Mixer, Routing
 from onair.studio.voice import VoiceInput
 
 from . import at, sine, tone_db
@@ -19,12 +19,13 @@ def frames_of(signal: Samples) -> list[Samples]:
 
 
 def mix_all(
-    mixer: Mixer, music: Samples, voices: dict[str, Samples]
+    mixer: Mixer, music: Samples, voices: dict[str, Samples], routing: Routing | None = None
 ) -> tuple[Samples, dict[str, Samples]]:
     program, returns = [], {voice_id: [] for voice_id in voices}
     voice_frames = {voice_id: frames_of(v) for voice_id, v in voices.items()}
     for k, music_frame in enumerate(frames_of(music)):
-        program.append(mixer.mix(music_frame, {v: f[k] for v, f in voice_frames.items()}))
+        frame_voices = {v: f[k] for v, f in voice_frames.items()}
+        program.append(mixer.mix(music_frame, frame_voices, routing or Routing()))
         for voice_id in voices:
             returns[voice_id].append(mixer.mixminus(voice_id))
     return (
@@ -64,6 +65,48 @@ def test_each_caller_hears_everyone_but_themselves() -> None:
     assert tone_db(returns["host"][:, window], 1500.0) > -15.0
     assert tone_db(returns["caller"][:, window], 1500.0) < -80.0
     assert tone_db(returns["caller"][:, window], 1000.0) > -15.0
+
+
+def test_screening_is_a_private_line_off_air() -> None:
+    """The host screens a caller: neither is in the program; the caller hears the host over
+    the show turned down, the host hears the caller, nobody hears themselves."""
+    mixer = Mixer()
+    music = sine(440.0, 1.0, dbfs=-12.0)
+    host = sine(1000.0, 1.0, dbfs=-14.0)
+    caller = sine(2000.0, 1.0, dbfs=-14.0)
+    screening = Routing(
+        on_air=frozenset(),
+        hears={"host": frozenset({"caller"}), "caller": frozenset({"host"})},
+        bed_gain={"caller": 0.25},
+    )
+    program, returns = mix_all(mixer, music, {"host": host, "caller": caller}, screening)
+
+    window = slice(at(0.5), None)
+    assert tone_db(program[:, window], 440.0) == pytest.approx(-12.0, abs=0.3)  # not ducked
+    assert tone_db(program[:, window], 1000.0) < -80.0
+    assert tone_db(program[:, window], 2000.0) < -80.0
+    to_caller, to_host = returns["caller"][:, window], returns["host"][:, window]
+    assert tone_db(to_caller, 1000.0) == pytest.approx(-14.0, abs=0.3)
+    assert tone_db(to_caller, 440.0) == pytest.approx(-24.0, abs=0.3)  # the show, quieter
+    assert tone_db(to_caller, 2000.0) < -80.0
+    assert tone_db(to_host, 2000.0) == pytest.approx(-14.0, abs=0.3)
+    assert tone_db(to_host, 1000.0) < -80.0
+
+
+def test_an_off_air_voice_with_no_line_is_heard_by_nobody() -> None:
+    mixer = Mixer()
+    music = sine(440.0, 1.0, dbfs=-12.0)
+    host = sine(1000.0, 1.0, dbfs=-14.0)
+    waiting = sine(2000.0, 1.0, dbfs=-14.0)
+    routing = Routing(on_air=frozenset({"host"}))
+    program, returns = mix_all(mixer, music, {"host": host, "waiting": waiting}, routing)
+
+    window = slice(at(0.5), None)
+    for heard in (program, returns["host"], returns["waiting"]):
+        assert tone_db(heard[:, window], 2000.0) < -80.0
+    assert tone_db(program[:, window], 1000.0) > -15.0
+    assert tone_db(returns["waiting"][:, window], 1000.0) > -15.0  # it hears the program
+    assert tone_db(returns["host"][:, window], 1000.0) < -80.0
 
 
 def test_a_hot_mix_is_limited_in_the_program_and_in_every_return() -> None:

@@ -1,0 +1,1 @@
+"""The stage: call-ins, screening, callers and co-hosts on air."""
