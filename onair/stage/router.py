@@ -34,16 +34,12 @@ async def authorize_voice(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) 
     return voice_id_of(user.id)
 
 
-def _live_stage(ctx: Ctx, show_id: int) -> Stage:
-    station: LiveShow | None = ctx.stations.get(show_id)
-    if station is None:
-        raise ApiError(409, "not_live", f"show {show_id} is not live")
-    return station.stage
-
-
 async def live_stage(show_id: PathId, ctx: Ctx, db: Db) -> Stage:
+    station: LiveShow | None = ctx.stations.get(show_id)
+    if station is not None:  # no database work on the way to a mute
+        return station.stage
     await shows.get_show(db, show_id)  # 404 for an unknown show, before "not live"
-    return _live_stage(ctx, show_id)
+    raise ApiError(409, "not_live", f"show {show_id} is not live")
 
 
 LiveStage = Annotated[Stage, Depends(live_stage)]

@@ -10,77 +10,32 @@ and the ICY title changes where the new song is heard.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import av
 import httpx
 import m3u8
 import numpy as np
-import numpy.typing as npt
 import pytest
-from aiortc import MediaStreamTrack
 
 from onair.app import create_app
-from onair.catalog.audiofile import probe_audio_file
-from onair.catalog.service import CatalogWriter, TrackInput
-from onair.clock import SystemClock
-from onair.db.base import make_engine, make_sessionmaker
 from onair.db.migrate import upgrade
 from onair.royalties import service as play_log
 from onair.settings import Settings
+from tests.live import RATE, Mono, ToneTrack, band_db, levels, runs, seed_songs, write_song
 from tests.media import connect, decode, new_client
 from tests.server import RunningServer, serve
 
 pytestmark = pytest.mark.media
 
-RATE = 48_000
-Mono = npt.NDArray[np.float64]
 # The voice: silent, then two bursts of 1 kHz; seconds from when the host's line opens.
 BURSTS = [(3.0, 5.0), (7.5, 9.5)]
 TALK_FOR = 11.0
 
 
-def write_song(path: Path, freq: float, seconds: float, level: float) -> None:
-    t = np.arange(int(seconds * RATE)) / RATE
-    mono = level * np.sin(2 * np.pi * freq * t)
-    pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
-    with av.open(str(path), "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=RATE, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
-        frame.sample_rate = RATE
-        frame.pts = 0
-        frame.time_base = fractions.Fraction(1, RATE)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-
-async def _seed(url: str, songs: list[tuple[Path, str]]) -> None:
-    engine = make_engine(url)
-    async with make_sessionmaker(engine)() as db:
-        items = []
-        for path, title in songs:
-            info = probe_audio_file(path)
-            items.append(
-                TrackInput(
-                    source="test",
-                    source_key=f"test:{title}",
-                    title=title,
-                    artists=("Test Tones",),
-                    genres=("Test",),
-                    duration_s=info.duration_s,
-                    loudness_lufs=info.loudness_lufs,
-                    audio_path=str(path),
-                )
-            )
-        await CatalogWriter(db, SystemClock()).write(items)
-        await db.commit()
-    await engine.dispose()
+def talking(t: float) -> float:
+    return 0.3 if any(a <= t < b for a, b in BURSTS) else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -92,42 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     a440, a660 = root / "a440.flac", root / "a660.flac"
     write_song(a440, 440.0, 40.0, 0.3)
     write_song(a660, 660.0, 30.0, 0.1)  # quieter: the loudness gain must level it
-    asyncio.run(_seed(settings.resolved_database_url, [(a440, "Concert A"), (a660, "High E")]))
+    asyncio.run(seed_songs(settings.resolved_database_url, [(a440, "Concert A"), (a660, "High E")]))
     with serve(create_app(settings)) as running:
         yield running
-
-
-def band_db(signal: Mono, freq: float) -> float:
-    """Power within ±25 Hz of `freq`, in dB full scale (a full-scale sine reads -3 dB)."""
-    window = np.hanning(len(signal))
-    spectrum = np.abs(np.fft.rfft(signal * window)) ** 2
-    freqs = np.fft.rfftfreq(len(signal), 1 / RATE)
-    band = spectrum[(freqs > freq - 25) & (freqs < freq + 25)].sum()
-    norm = (window**2).sum() * len(signal) / 2
-    return float(10 * np.log10(band / norm + 1e-20))
-
-
-def levels(signal: Mono, freq: float, hop: float = 0.05) -> Mono:
-    n = int(hop * RATE)
-    return np.array([band_db(signal[i : i + n], freq) for i in range(0, len(signal) - n, n)])
-
-
-def runs(mask: npt.NDArray[np.bool_], hop: float = 0.05) -> list[tuple[float, float]]:
-    """(start, end) in seconds of each run of True, ignoring blips shorter than 150 ms and
-    bridging dropouts up to 100 ms (one late packet on a loaded machine is not a new word)."""
-    found: list[tuple[float, float]] = []
-    start: int | None = None
-    for i, on in enumerate([*mask, False]):
-        if on and start is None:
-            start = i
-        elif not on and start is not None:
-            if (i - start) * hop >= 0.15:
-                begin = start * hop
-                if found and begin - found[-1][1] <= 0.1 + 1e-9:
-                    begin = found.pop()[0]
-                found.append((begin, i * hop))
-            start = None
-    return found
 
 
 def check_talk_over(signal: Mono, where: str) -> None:
@@ -153,34 +75,6 @@ def check_talk_over(signal: Mono, where: str) -> None:
     ducked = np.median(music[clear]) - np.median(music[under])
     assert ducked >= 9.0, f"{where}: music only {ducked:.1f} dB quieter under the voice"
     assert ducked <= 16.0, f"{where}: music ducked {ducked:.1f} dB, far more than 12"
-
-
-class VoiceTrack(MediaStreamTrack):
-    """The host's microphone: 1 kHz during BURSTS, silence otherwise, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._i = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._i * 0.02
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        t0 = self._i * 0.02
-        t = t0 + np.arange(960) / RATE
-        on = any(a <= t0 < b for a, b in BURSTS)
-        mono = 0.3 * np.sin(2 * np.pi * 1000.0 * t) if on else np.zeros(960)
-        pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
-        frame.sample_rate = RATE
-        frame.pts = self._i * 960
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._i += 1
-        return frame
 
 
 @dataclass
@@ -273,7 +167,7 @@ async def _live_run(server: RunningServer) -> dict[str, object]:
             await asyncio.sleep(1.0)  # let every reader start before the host talks
             show_json = (await http.get(f"/api/v1/shows/{show_id}")).json()
             path = f"/api/v1/shows/{show_id}/studio/webrtc"
-            host = await connect(http, new_client(send=VoiceTrack()), path)
+            host = await connect(http, new_client(send=ToneTrack(1000.0, talking)), path)
             await asyncio.sleep(TALK_FOR + 2)
             await mp3
             hls_data, playlist = await hls

@@ -1,0 +1,342 @@
+"""Call-ins on a live show, checked as audio: the host (1 kHz), a caller (2 kHz), a listener.
+
+The caller raises a hand; the host screens them (a private line: the caller hears the host,
+listeners hear neither), puts them on air (listeners hear them; the caller hears the host and
+never themselves), mutes them (gone from the program within 100 ms), then drops them. A second
+caller's connection dies silently on air: they are off air within 5 s and back in the queue.
+And nobody but the crew and the callers they take can send audio or run the stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from onair.app import create_app
+from onair.settings import Settings
+from onair.studio.frames import ProgramFrame
+from onair.studio.studio import FrameSubscription
+from tests.live import RATE, Mono, ToneTrack, band_db, seed_songs, write_song
+from tests.media import Client, connect, new_client
+from tests.server import RunningServer, serve
+
+pytestmark = pytest.mark.media
+
+HOST_HZ, CALLER_HZ, MUSIC_HZ = 1000.0, 2000.0, 440.0
+PRESENT, ABSENT = -35.0, -55.0  # dBFS in a tone's band: clearly there / clearly not
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("stage")
+    settings = Settings(data_dir=root / "var")
+    settings.data_dir.mkdir(parents=True)
+    from onair.db.migrate import upgrade
+
+    upgrade(settings.resolved_database_url)
+    song = root / "a440.flac"
+    write_song(song, MUSIC_HZ, 120.0, 0.1)
+    asyncio.run(seed_songs(settings.resolved_database_url, [(song, "Concert A")]))
+    with serve(create_app(settings)) as running:
+        yield running
+
+
+async def _user(server: RunningServer, name: str) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(base_url=server.url, timeout=30)
+    r = await http.post(
+        "/api/v1/accounts/signup",
+        json={"username": name, "email": f"{name}@example.org", "password": "password-1"},
+    )
+    assert r.status_code == 201, r.text
+    return http
+
+
+@dataclass
+class Marks:
+    """Where each phase starts, as a sample index into each client's received audio."""
+
+    heard: dict[str, Client]
+    at: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def mark(self, phase: str) -> None:
+        self.at[phase] = {who: len(c.audio()) for who, c in self.heard.items()}
+
+    def span(self, who: str, phase: str, until: str, settle: float = 0.6) -> Mono:
+        audio = self.heard[who].audio()
+        start = self.at[phase][who] + int(settle * RATE)
+        end = self.at[until][who] - int(0.1 * RATE)
+        assert end - start > RATE, f"{who}: {phase} too short to judge"
+        return audio[start:end]
+
+
+async def _program(server: RunningServer, show_id: int) -> FrameSubscription:
+    async def subscribe() -> FrameSubscription:
+        station = server.app.state.onair.stations.get(show_id)
+        return station.studio.subscribe(maxsize=2000)
+
+    return server.call(subscribe())
+
+
+def _drain(server: RunningServer, subscription: FrameSubscription) -> list[ProgramFrame]:
+    async def drain() -> list[ProgramFrame]:
+        frames = []
+        while subscription.qsize():
+            frames.append(subscription.get_nowait())
+        subscription.close()
+        return frames
+
+    return server.call(drain())
+
+
+@pytest.fixture(scope="module")
+def call(server: RunningServer) -> Iterator[dict[str, Any]]:
+    # This one process is the server and six WebRTC peers (three on each side), each with
+    # codec threads: with Python's default 5 ms GIL switch interval, every hop of a request
+    # between threads (the database's, the loop's) waits behind them, which a server of its
+    # own would not. A shorter interval keeps the harness from timing itself.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        yield asyncio.run(_call(server))
+    finally:
+        sys.setswitchinterval(old)
+
+
+async def _wait_for_state(http: httpx.AsyncClient, show_id: int, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        me = (await http.get(f"/api/v1/shows/{show_id}/stage")).json()["me"]
+        if me["state"] == state or time.monotonic() > deadline:
+            return dict(me)
+        await asyncio.sleep(0.1)
+
+
+async def _call(server: RunningServer) -> dict[str, Any]:
+    host_http = await _user(server, "stagehost")
+    caller_http = await _user(server, "caller")
+    nosy_http = await _user(server, "nosy")
+    out: dict[str, Any] = {"refusals": {}}
+    refusals: dict[str, int] = out["refusals"]
+    try:
+        show = (await host_http.post("/api/v1/shows", json={"title": "Call-in Hour"})).json()
+        show_id = show["id"]
+        stage = f"/api/v1/shows/{show_id}/stage"
+        line = f"/api/v1/shows/{show_id}/studio/webrtc"
+        found = (await host_http.get("/api/v1/catalog/search", params={"q": "concert"})).json()
+        r = await host_http.post(
+            f"/api/v1/shows/{show_id}/queue", json={"track_id": found["tracks"][0]["id"]}
+        )
+        assert r.status_code == 201, r.text
+        assert (await host_http.post(f"/api/v1/shows/{show_id}/live")).status_code == 200
+
+        host = await connect(host_http, new_client(send=ToneTrack(HOST_HZ)), line)
+        listener = await connect(nosy_http, new_client(), f"/api/v1/shows/{show_id}/whep")
+        caller_mic = ToneTrack(CALLER_HZ)
+        caller_client = new_client(send=caller_mic)
+        marks = Marks({"listener": listener, "host": host, "caller": caller_client})
+
+        r = await caller_http.post(f"{stage}/call", json={"topic": "I have a question"})
+        assert r.status_code == 201, r.text
+        caller_id = r.json()["me"]["call"]["user_id"]
+        out["queue_seen_by_host"] = (await host_http.get(stage)).json()["queue"]
+        out["queue_seen_by_listener"] = (await nosy_http.get(stage)).json()
+        # Waiting in the queue gives no right to send audio, nor to run the stage.
+        offer_client = new_client(send=ToneTrack(CALLER_HZ))
+        refusals["requested caller opens a line"] = (
+            await caller_http.post(
+                line,
+                content=(await _offer(offer_client)),
+                headers={"content-type": "application/sdp"},
+            )
+        ).status_code
+        await offer_client.pc.close()
+        refusals["caller screens themselves"] = (
+            await caller_http.post(f"{stage}/callers/{caller_id}/screen")
+        ).status_code
+        refusals["listener screens the caller"] = (
+            await nosy_http.post(f"{stage}/callers/{caller_id}/screen")
+        ).status_code
+        marks.mark("requested")
+        await asyncio.sleep(3.0)
+
+        r = await host_http.post(f"{stage}/callers/{caller_id}/screen")
+        assert r.status_code == 200, r.text
+        refusals["listener airs the caller"] = (
+            await nosy_http.post(f"{stage}/callers/{caller_id}/air")
+        ).status_code
+        await connect(caller_http, caller_client, line)  # the caller's page opens its line
+        marks.mark("screening")
+        await asyncio.sleep(4.0)
+
+        r = await host_http.post(f"{stage}/callers/{caller_id}/air")
+        assert r.status_code == 200, r.text
+        marks.mark("on_air")
+        await asyncio.sleep(4.0)
+
+        program = await _program(server, show_id)
+        await asyncio.sleep(1.0)
+        # Sent from a thread of its own: this process also plays three WebRTC peers, and the
+        # mute must not wait for their event loop before it leaves.
+        muted_at, r = await asyncio.to_thread(
+            _request_now, host_http, "PATCH", f"{stage}/callers/{caller_id}", {"muted": True}
+        )
+        assert r.status_code == 200, r.text
+        out["mute_request_s"] = time.time() - muted_at
+        marks.mark("muted")
+        await asyncio.sleep(1.5)
+        out["program"] = _drain(server, program)
+        out["muted_at"] = muted_at
+        await host_http.patch(f"{stage}/callers/{caller_id}", json={"muted": False})
+
+        r = await host_http.post(f"{stage}/callers/{caller_id}/drop")
+        assert r.status_code == 200, r.text
+        marks.mark("dropped")
+        out["dropped_me"] = await _wait_for_state(caller_http, show_id, "dropped")
+        await asyncio.sleep(3.0)
+        marks.mark("end")
+        out["caller_line_after_drop"] = caller_client.pc.connectionState
+
+        # A second call: on air, then the caller's network dies without a word.
+        r = await caller_http.post(f"{stage}/call", json={"topic": "me again"})
+        assert r.status_code == 201, r.text
+        await host_http.post(f"{stage}/callers/{caller_id}/screen")
+        again_mic = ToneTrack(CALLER_HZ)
+        again = await connect(caller_http, new_client(send=again_mic), line)
+        await host_http.post(f"{stage}/callers/{caller_id}/air")
+        await asyncio.sleep(2.0)
+        hung_at = time.monotonic()
+        again_mic.hang()
+        me = await _wait_for_state(caller_http, show_id, "requested")
+        out["off_air_after_s"] = time.monotonic() - hung_at
+        out["after_hang"] = me
+        await again.pc.close()
+        out["audio"] = {
+            who: {
+                phase: marks.span(who, phase, until)
+                for phase, until in [
+                    ("requested", "screening"),
+                    ("screening", "on_air"),
+                    ("on_air", "muted"),
+                    ("dropped", "end"),
+                ]
+                if not (who == "caller" and phase in ("requested", "dropped"))
+            }
+            for who in ("listener", "host", "caller")
+        }
+        for peer in (host, listener, caller_client):
+            await peer.pc.close()
+        await host_http.post(f"/api/v1/shows/{show_id}/end")
+    finally:
+        for http in (host_http, caller_http, nosy_http):
+            await http.aclose()
+    return out
+
+
+def _request_now(
+    like: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+) -> tuple[float, httpx.Response]:
+    """A request sent at once, with `like`'s cookies; returns when it was sent, and the answer."""
+    with httpx.Client(base_url=like.base_url, cookies=like.cookies, timeout=30) as http:
+        request = http.build_request(method, path, json=body)
+        sent = time.time()
+        return sent, http.send(request)
+
+
+async def _offer(client: Client) -> str:
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    return str(client.pc.localDescription.sdp)
+
+
+def _db(audio: dict[str, dict[str, Mono]], who: str, phase: str, hz: float) -> float:
+    return band_db(audio[who][phase], hz)
+
+
+def test_the_host_sees_the_call_in_queue_and_listeners_see_no_topics(
+    call: dict[str, Any],
+) -> None:
+    (entry,) = call["queue_seen_by_host"]
+    assert entry["username"] == "caller" and entry["topic"] == "I have a question"
+    assert entry["state"] == "requested" and entry["waited_s"] >= 0
+    public = call["queue_seen_by_listener"]
+    assert "queue" not in public and public["waiting"] == [entry["user_id"]]
+    assert public["me"]["state"] == "listening"
+
+
+def test_only_the_crew_runs_the_stage_and_only_taken_callers_send_audio(
+    call: dict[str, Any],
+) -> None:
+    assert call["refusals"] == {
+        "requested caller opens a line": 403,
+        "caller screens themselves": 403,
+        "listener screens the caller": 403,
+        "listener airs the caller": 403,
+    }
+
+
+def test_listeners_hear_the_caller_only_on_air(call: dict[str, Any]) -> None:
+    audio = call["audio"]
+    for phase in ("requested", "screening", "dropped"):
+        level = _db(audio, "listener", phase, CALLER_HZ)
+        assert level < ABSENT, f"listener hears the caller while {phase}: {level:.1f} dB"
+    assert _db(audio, "listener", "on_air", CALLER_HZ) > PRESENT
+    assert _db(audio, "listener", "on_air", HOST_HZ) > PRESENT
+    assert _db(audio, "listener", "requested", HOST_HZ) > PRESENT
+    # While screening, the host talks to the caller off air (talkback): the music plays on.
+    assert _db(audio, "listener", "screening", HOST_HZ) < ABSENT
+    assert _db(audio, "listener", "screening", MUSIC_HZ) > PRESENT
+
+
+def test_the_caller_hears_the_host_and_never_themselves(call: dict[str, Any]) -> None:
+    audio = call["audio"]
+    for phase in ("screening", "on_air"):
+        assert _db(audio, "caller", phase, HOST_HZ) > PRESENT, f"no host while {phase}"
+        assert _db(audio, "caller", phase, CALLER_HZ) < ABSENT, f"own voice while {phase}"
+    # Screening, the show is turned down under the host; on air, it is the program.
+    quiet = _db(audio, "caller", "screening", MUSIC_HZ)
+    assert _db(audio, "caller", "on_air", MUSIC_HZ) - quiet > 0.0
+
+
+def test_the_host_hears_the_caller_while_screening_and_on_air(call: dict[str, Any]) -> None:
+    audio = call["audio"]
+    assert _db(audio, "host", "requested", CALLER_HZ) < ABSENT
+    for phase in ("screening", "on_air"):
+        assert _db(audio, "host", phase, CALLER_HZ) > PRESENT, f"host misses caller ({phase})"
+        assert _db(audio, "host", phase, HOST_HZ) < ABSENT, f"host hears themselves ({phase})"
+
+
+def test_mute_silences_the_caller_in_the_program_within_100_ms(call: dict[str, Any]) -> None:
+    """Judged on the program as the studio renders it, by each frame's place on the program
+    clock (when it is heard), against the moment the host's request was sent."""
+    frames: list[ProgramFrame] = call["program"]
+    muted_at: float = call["muted_at"]
+    before = [f for f in frames if f.wallclock < muted_at - 0.1]
+    after = [f for f in frames if f.wallclock >= muted_at + 0.1]
+    assert len(before) >= 20 and len(after) >= 20
+
+    def caller(fs: list[ProgramFrame]) -> float:
+        return band_db(np.concatenate([f.samples.mean(axis=0) for f in fs]), CALLER_HZ)
+
+    assert caller(before[-25:]) > PRESENT
+    late = [round(f.wallclock - muted_at, 3) for f in after if caller([f]) > ABSENT]
+    took = call["mute_request_s"]
+    assert not late, f"the caller is still heard {late} s after the mute (answered in {took} s)"
+    assert caller(before[-25:]) - caller(after) > 30.0
+
+
+def test_a_dropped_caller_is_off_the_line(call: dict[str, Any]) -> None:
+    assert call["dropped_me"]["state"] == "dropped"
+    assert call["caller_line_after_drop"] in ("closed", "failed")
+
+
+def test_a_caller_whose_connection_dies_is_off_air_within_5_s(call: dict[str, Any]) -> None:
+    assert call["after_hang"]["state"] == "requested"
+    assert call["after_hang"]["call"]["reason"] == "connection_lost"
+    assert call["off_air_after_s"] < 5.0
