@@ -340,3 +340,84 @@ def test_a_caller_whose_connection_dies_is_off_air_within_5_s(call: dict[str, An
     assert call["after_hang"]["state"] == "requested"
     assert call["after_hang"]["call"]["reason"] == "connection_lost"
     assert call["off_air_after_s"] < 5.0
+
+
+@pytest.fixture(scope="module")
+def handover(server: RunningServer) -> dict[str, Any]:
+    return asyncio.run(_handover(server))
+
+
+async def _handover(server: RunningServer) -> dict[str, Any]:
+    names = ["lead", "second", "extra1", "extra2", "extra3", "talker"]
+    users = {name: await _user(server, f"h{name}") for name in names}
+    lead, second, talker = users["lead"], users["second"], users["talker"]
+    out: dict[str, Any] = {}
+    peers: list[Client] = []
+    try:
+        show_id = (await lead.post("/api/v1/shows", json={"title": "Two Hosts"})).json()["id"]
+        base = f"/api/v1/shows/{show_id}"
+        for name in ("second", "extra1", "extra2"):
+            r = await lead.post(f"{base}/cohosts", json={"username": f"h{name}"})
+            assert r.status_code == 201, r.text
+        out["fourth_invite"] = (
+            await lead.post(f"{base}/cohosts", json={"username": "hextra3"})
+        ).status_code
+        out["invitee_invites"] = (
+            await second.post(f"{base}/cohosts", json={"username": "htalker"})
+        ).status_code
+        out["studio_before_accepting"] = (await second.post(f"{base}/studio/play")).status_code
+        assert (await second.post(f"{base}/cohosts/accept")).status_code == 200
+        assert (await lead.post(f"{base}/live")).status_code == 200
+        line = f"{base}/studio/webrtc"
+        host = await connect(lead, new_client(send=ToneTrack(HOST_HZ)), line)
+        cohost = await connect(second, new_client(send=ToneTrack(1500.0)), line)
+        caller_id = (await talker.post(f"{base}/stage/call", json={})).json()["me"]["call"][
+            "user_id"
+        ]
+        r = await second.post(f"{base}/stage/callers/{caller_id}/screen")  # a co-host screens
+        assert r.status_code == 200, r.text
+        caller = await connect(talker, new_client(send=ToneTrack(CALLER_HZ)), line)
+        peers = [host, cohost, caller]
+        assert (await second.post(f"{base}/stage/callers/{caller_id}/air")).status_code == 200
+        await asyncio.sleep(2.0)
+        out["on_air"] = (await lead.get(f"{base}/stage")).json()
+
+        await host.pc.close()  # the host leaves: the co-host runs the show
+        await asyncio.sleep(1.5)
+        out["host_gone"] = (await second.get(f"{base}/stage")).json()
+        await cohost.pc.close()  # and then nobody runs it: the caller waits in the queue
+        await asyncio.sleep(1.5)
+        out["crew_gone"] = (await talker.get(f"{base}/stage")).json()
+        out["still_playing"] = (await second.get(f"{base}/studio")).json()["playing"]
+        await lead.post(f"{base}/end")
+    finally:
+        for peer in peers:
+            await peer.pc.close()
+        for http in users.values():
+            await http.aclose()
+    return out
+
+
+def test_a_host_invites_at_most_three_co_hosts_who_must_accept(handover: dict[str, Any]) -> None:
+    assert handover["fourth_invite"] == 409
+    assert handover["invitee_invites"] == 403
+    assert handover["studio_before_accepting"] == 403
+
+
+def test_a_host_who_leaves_hands_the_show_to_a_co_host(handover: dict[str, Any]) -> None:
+    on_air = handover["on_air"]
+    assert [c["name"] for c in on_air["on_air"]] == ["htalker"]
+    assert on_air["voices_on_air"] == 3
+    host_gone = handover["host_gone"]
+    second = next(c for c in host_gone["crew"] if c["role"] == "cohost" and c["on_line"])
+    assert host_gone["lead"] == second["user_id"] != host_gone["host_id"]
+    assert [c["name"] for c in host_gone["on_air"]] == ["htalker"]  # the call goes on
+
+
+def test_with_nobody_left_to_run_it_the_music_plays_and_callers_wait(
+    handover: dict[str, Any],
+) -> None:
+    crew_gone = handover["crew_gone"]
+    assert crew_gone["on_air"] == [] and len(crew_gone["waiting"]) == 1
+    assert crew_gone["me"]["call"]["reason"] == "host_left"
+    assert handover["still_playing"] is True
