@@ -183,6 +183,7 @@ class LiveShow:
         voice.connect()
         returns = self.studio.subscribe(voice_id=voice_id)
         user_id = user_of_voice(voice_id)
+        name = voice_id if user_id is None else self.stage.name_of(user_id)
         if user_id is not None:
             self.stage.line_opened(user_id)
 
@@ -192,11 +193,13 @@ class LiveShow:
             if user_id is not None:
                 self.stage.line_gone(user_id, reason)
             self.rooms.publish(
-                self.show_id, "studio.voice_left", {"voice": voice_id, "reason": reason}
+                self.show_id,
+                "studio.voice_left",
+                {"voice": voice_id, "name": name, "reason": reason},
             )
             log.info("voice left show=%s voice=%s reason=%s", self.show_id, voice_id, reason)
 
-        self.rooms.publish(self.show_id, "studio.voice_joined", {"voice": voice_id})
+        self.rooms.publish(self.show_id, "studio.voice_joined", {"voice": voice_id, "name": name})
         return VoiceLink(sink=voice, returns=_frames(returns), on_gone=gone)
 
     def media(self) -> ShowMedia:

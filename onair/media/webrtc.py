@@ -577,7 +577,7 @@ class WebRtcService:
         ice_servers: Sequence[RTCIceServer] = (),
         fanout: FanoutMode = "lean",
         connect_timeout: float = 15.0,
-        voice_timeout: float = 3.0,
+        voice_timeout: float = 2.0,
         max_listeners_per_show: int = 5000,
         report_interval: float = REPORT_INTERVAL,
     ) -> None:

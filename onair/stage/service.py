@@ -44,6 +44,9 @@ SCREENING_BED_GAIN: Final = 10.0 ** (-12.0 / 20.0)
 ON_STAGE: Final = (StageState.requested, StageState.screening, StageState.on_air)
 ON_LINE: Final = (StageState.screening, StageState.on_air)
 MAX_TOPIC: Final = 140
+REJOIN_GRACE_S: Final = 2.0
+"""How long a lost line may take to come back (a page reload) before the stage acts on it.
+With the line's own silence timeout (2 s) a dropped caller is off the stage within 5 s."""
 
 EndLine = Callable[[str], Awaitable[object]]
 """Ends the voice line of a voice id, if it has one (the stage has taken it off the stage)."""
@@ -105,8 +108,10 @@ class Stage:
         clock: Clock,
         end_line: EndLine,
         max_on_air: int = 10,
+        rejoin_grace_s: float = REJOIN_GRACE_S,
     ) -> None:
         self.show_id = show_id
+        self.rejoin_grace_s = rejoin_grace_s
         self.host_id = host_id
         self.lead = host_id
         """Who runs the room right now: the host, or a co-host while the host is away."""
@@ -292,6 +297,10 @@ class Stage:
             self._changed()
             return caller
 
+    def name_of(self, user_id: int) -> str:
+        caller = self.callers.get(user_id)
+        return caller.name if caller else self._names.get(user_id, f"user {user_id}")
+
     def voices_on_air(self) -> int:
         """The crew on the line plus the callers on air."""
         crew_on = sum(1 for u in self.lines if u == self.host_id or u in self.cohosts)
@@ -307,7 +316,8 @@ class Stage:
 
     def line_gone(self, user_id: int, reason: str) -> None:
         """A voice line ended; unless the stage ended it (or a new line replaced it), the
-        person's connection dropped or they left."""
+        person's connection dropped or their page went away. A line back within the grace (a
+        reload) carries on where it was; otherwise the caller waits in the queue again."""
         self.lines.discard(user_id)
         if reason in ("off_stage", "replaced", "show_ended"):
             self._changed()
@@ -317,6 +327,9 @@ class Stage:
         task.add_done_callback(self._tasks.discard)
 
     async def _after_line_lost(self, user_id: int) -> None:
+        await asyncio.sleep(self.rejoin_grace_s)
+        if user_id in self.lines:
+            return  # back already
         async with self._lock:
             caller = self.callers.get(user_id)
             if caller is not None and caller.state in ON_LINE:

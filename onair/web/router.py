@@ -131,8 +131,8 @@ async def new_show_page(request: Request, viewer: Viewer, db: Db) -> Response:
 async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
     show = await shows.get_show(db, show_id)
     out = ShowOut.of(show, await now_playing(ctx, db, show))
-    is_host = viewer is not None and (viewer.id == show.host_id or viewer.is_moderator)
-    return render(request, "show.html", {"show": out, "is_host": is_host}, viewer=viewer)
+    is_crew = viewer is not None and await crew.is_crew(db, show, viewer)
+    return render(request, "show.html", {"show": out, "is_crew": is_crew}, viewer=viewer)
 
 
 @router.get("/shows/{show_id}/console")

@@ -17,6 +17,7 @@ import {
   statusBadge,
   trackLine,
 } from "./common.js";
+import { createCallIns, createCoHosts } from "./callins.js";
 import { createStudio } from "./studio.js";
 import { countText, trackRow } from "./tracks.js";
 
@@ -220,17 +221,26 @@ function applyStatus(show) {
   const start = document.getElementById("scheduled_start");
   if (start && status !== "scheduled") start.closest(".field").remove();
   q("[data-mic-offer]").hidden = status !== "scheduled";
-  if (status === "live") studio.start();
-  else {
+  if (status === "live") {
+    studio.start();
+    callIns.start();
+  } else {
     heardTrack = null;
     studio.stop();
+    callIns.stop();
   }
   renderQueue();
 }
 
+const callIns = createCallIns(q("[data-call-ins]"), { showId });
+createCoHosts(q("[data-cohosts]"), { showId, isHost: root.dataset.isHost === "yes" });
+
 const studio = createStudio(q("[data-studio]"), {
   showId,
   voiceId: root.dataset.voiceId,
+  onEvent(event) {
+    if (event.type === "stage") callIns.onStage(event);
+  },
   onHeard(track) {
     heardTrack = track;
     renderQueue();
@@ -245,7 +255,10 @@ const studio = createStudio(q("[data-studio]"), {
     }
   },
 });
-if (status === "live") studio.start();
+if (status === "live") {
+  studio.start();
+  callIns.start();
+}
 
 goLiveButton.addEventListener("click", async () => {
   say(statusError, "");

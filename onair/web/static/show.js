@@ -1,7 +1,8 @@
 // The listener's show page: one button to listen over WebRTC (WHEP, no account needed), the MP3
 // stream when WebRTC is not to be had, what is playing as it is heard (from the room), and a
 // small meter that says whether audio is really arriving.
-import { el, localizeTimes, mmss, statusBadge } from "./common.js";
+import { createCallIn } from "./callin.js";
+import { api, el, localizeTimes, mmss, say, statusBadge } from "./common.js";
 import { joinRoom } from "./room.js";
 import { audioStats, hangUp, negotiate, showLevel } from "./webrtc.js";
 
@@ -237,8 +238,56 @@ function setStatus(value, ts) {
   localizeTimes(when);
 }
 
+// --- calling in, and co-host invitations ----------------------------------------------------
+
+const callPanel = page.querySelector("[data-call-in]");
+const userId = Number(page.dataset.userId) || null;
+let callIn = null;
+let resumeListening = false;
+if (callPanel?.querySelector("[data-call-form]")) {
+  callIn = createCallIn(callPanel, {
+    showId,
+    userId,
+    onLine(open) {
+      if (!button) return;
+      if (open) {
+        // The call carries the show (without your own voice): no second copy from Listen.
+        if (listening) {
+          resumeListening = true;
+          stop("You are on the line: you hear the show through your call.");
+        }
+        button.disabled = true;
+      } else {
+        button.disabled = page.dataset.status !== "live";
+        if (resumeListening) {
+          resumeListening = false;
+          listen();
+        }
+      }
+    },
+  });
+  if (page.dataset.status === "live") callIn.start();
+}
+
+async function offerCoHosting() {
+  const invite = q("[data-cohost-invite]");
+  if (!userId || !invite) return;
+  const result = await api("GET", `/api/v1/shows/${showId}/cohosts`);
+  const mine = result.ok && result.data.find((c) => c.user_id === userId && !c.accepted);
+  if (!mine) return;
+  invite.hidden = false;
+  invite.querySelector("[data-cohost-accept]").addEventListener("click", async () => {
+    const accepted = await api("POST", `/api/v1/shows/${showId}/cohosts/accept`);
+    if (accepted.ok) window.location.reload();
+    else say(invite, accepted.message);
+  });
+}
+offerCoHosting();
+
 function wentLive(event) {
   setStatus("live", event.ts);
+  if (callPanel) callPanel.hidden = false;
+  callIn?.start();
   if (!button) return;
   button.disabled = false;
   if (!listening) setState("Live now. No account needed.");
@@ -246,6 +295,8 @@ function wentLive(event) {
 
 function ended(event) {
   setStatus("ended", event.ts);
+  callIn?.stop();
+  if (callPanel) callPanel.hidden = true;
   clearTimeout(pendingHeard);
   if (panel) {
     stop("The show has ended.", { tell: false });
@@ -261,6 +312,7 @@ function onRoomEvent(event, { state }) {
   if (event.type === "now_playing") nowPlaying(event);
   else if (event.type === "show.live" && !state) wentLive(event);
   else if (event.type === "show.ended" && !state) ended(event);
+  else if (event.type === "stage") callIn?.onStage(event);
 }
 
 let room = null;

@@ -29,6 +29,7 @@ const LEFT_BECAUSE = {
   closed: "the connection closed",
   replaced: "it was connected again elsewhere",
   show_ended: "the show ended",
+  off_stage: "their call ended",
 };
 
 function micError(err) {
@@ -45,9 +46,10 @@ function listenerText(n) {
 /**
  * Drives the Studio panel `panel`. `voiceId` is how the studio knows this host's microphone.
  * `onHeard(track)` runs when a song starts being heard, `onQueueChanged()` when the queue may
- * have moved on, `onEnded()` when the room says the show has ended.
+ * have moved on, `onEnded()` when the room says the show has ended; `onEvent(event, { state })`
+ * sees every room event too (the call-ins panel follows the stage through it).
  */
-export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, onEnded }) {
+export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, onEnded, onEvent = () => {} }) {
   const base = `/api/v1/shows/${showId}`;
   const q = (selector) => panel.querySelector(selector);
   const lineText = q("[data-line-state]");
@@ -306,6 +308,7 @@ export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, 
   }
 
   function onRoomEvent(event, { state }) {
+    onEvent(event, { state });
     switch (event.type) {
       case "now_playing":
         nowPlaying(event, state);
@@ -321,7 +324,7 @@ export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, 
         onQueueChanged();
         break;
       case "studio.voice_joined":
-        if (!state && event.voice !== voiceId) log(`${event.voice} joined the program.`);
+        if (!state && event.voice !== voiceId) log(`${event.name ?? event.voice} joined the line.`);
         break;
       case "studio.voice_left":
         if (!state) voiceLeft(event);
@@ -336,7 +339,7 @@ export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, 
 
   function voiceLeft(event) {
     if (event.voice !== voiceId) {
-      log(`${event.voice} left the program (${LEFT_BECAUSE[event.reason] ?? event.reason}).`);
+      log(`${event.name ?? event.voice} left the line (${LEFT_BECAUSE[event.reason] ?? event.reason}).`);
       return;
     }
     // "left" is our own hang-up, and the show's end is told by show.ended.
