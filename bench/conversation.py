@@ -8,21 +8,24 @@ live, opens their voice line; the caller calls in, the host screens them, the ca
 line and the host puts them on air. Each line sends a microphone and receives its mix-minus
 return: the caller hears the host, the host hears the caller.
 
-Each microphone sends a loud 5 ms Hann-windowed tone burst (a click) every 0.7 s: the host at
-1 kHz, the caller at 3 kHz. A click is sent when the 20 ms frame holding it is handed to aiortc
-(the track's recv() returns it) plus its offset in the frame. Each side records when every
-decoded frame of its return comes out of aiortc, and finds the clicks in that audio with a
-matched filter in the click's band; a click is heard at its frame's time plus its offset in the
-frame. Delay = heard - sent, for each click sent in the measured span (after --warmup s on air),
-matched to the first click heard within 0.6 s after it; a click with none is lost. Both ends use
-the same convention (a frame's audio plays from the moment the frame is handed over), so a real
-microphone's capture frame (20 ms) and a real speaker's output buffer are not in the figures.
+Each microphone sends a loud 5 ms Hann-windowed tone burst (a click) every 0.7 s, the host's
+at 800 and 1400 Hz in turn, the caller's at 2600 and 3800 Hz. A click is sent when the 20 ms
+frame holding it is handed to aiortc (the track's recv() returns it) plus its offset in the
+frame. Each side records when every decoded frame of its return comes out of aiortc, and finds
+the clicks in that audio with a matched filter in each tone's band; a click is heard at its
+frame's time plus its offset in the frame. Delay = heard - sent, for each click sent in the
+measured span (after --warmup s on air), matched to the first click of its tone heard within
+0.6 s after it; a click with none is lost (with two tones taking turns, a click later than the
+spacing is lost, not taken for the next one). Both ends use the same convention (a frame's audio
+plays from the moment the frame is handed over), so a real microphone's capture frame (20 ms)
+and a real speaker's output buffer are not in the figures.
 
-The receiving client's own part is printed too: when the RTP packet carrying the click reached
-its aiortc receiver (before its jitter buffer and decoder). A browser has a receive buffer too,
-usually smaller, so that column tells what the server and the network cost apart from the
-listening client. The server's CPU over the measured span, and how long it waited for a core
-(schedstat), tell a loaded machine from a slow path.
+Also printed: when the RTP packet carrying each click reached the listening client's aiortc
+receiver (before its jitter buffer and decoder): a browser has a receive buffer too, usually
+smaller, so that column is what the server and the network cost apart from the listening
+client. The median of each 5 s in turn shows a delay that changes during the call; the longest
+gap between frames of a return shows a stall. The server's CPU over the measured span, and how
+long its threads waited for a core (schedstat), tell a loaded machine from a slow path.
 
     .venv/bin/python bench/conversation.py
     .venv/bin/python bench/conversation.py --seconds 60 --warmup 5
@@ -75,9 +78,11 @@ from onair.studio.limiter import DEFAULT_LOOKAHEAD_S  # noqa: E402
 from onair.studio.voice import DEFAULT_TARGET_LATENCY_S  # noqa: E402
 
 FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE
-HOST_HZ: Final = 1000.0
-CALLER_HZ: Final = 3000.0
-CLICK_SAMPLES: Final = 240  # 5 ms: five cycles of the host's tone, fifteen of the caller's
+# Two tones each, taking turns, so a click that comes later than the spacing is not taken for
+# the next one; 600 Hz apart, a tone's matched filter hears the other at under -30 dB.
+HOST_TONES: Final = (800.0, 1400.0)
+CALLER_TONES: Final = (2600.0, 3800.0)
+CLICK_SAMPLES: Final = 240  # 5 ms
 CLICK_LEVEL: Final = 0.5
 CLICK_EVERY_S: Final = 0.7
 HEARD_AT: Final = 0.3
@@ -89,6 +94,8 @@ TARGET_MEDIAN_S: Final = 0.150
 TARGET_P95_S: Final = 0.250
 MUSIC_HZ: Final = 440.0
 MUSIC_LEVEL_DB: Final = -60.0
+TIMELINE_S: Final = 5.0
+OUTPUT_WIDTH: Final = 140
 START_TIMEOUT_S: Final = 60.0
 LINE_TIMEOUT_S: Final = 10.0
 PR_SET_PDEATHSIG: Final = 1
@@ -260,35 +267,42 @@ def click_shape() -> npt.NDArray[np.float64]:
     return np.hanning(CLICK_SAMPLES)
 
 
+@dataclass(frozen=True)
+class Sent:
+    at: float
+    """When the click's first sample was handed to aiortc."""
+    tone: float
+
+
 class ClickTrack(MediaStreamTrack):
-    """A microphone paced in real time (20 ms s16 stereo frames) that clicks every 0.7 s at
-    `frequency` and is silent between; `sent` holds when each click's start was handed over."""
+    """A microphone paced in real time (20 ms s16 stereo frames) that clicks every 0.7 s,
+    alternating between its two `tones`, and is silent between; `sent` holds every click."""
 
     kind = "audio"
 
-    def __init__(self, frequency: float) -> None:
+    def __init__(self, tones: tuple[float, float]) -> None:
         super().__init__()
-        self.frequency = frequency
-        self.sent: list[float] = []
+        self.tones = tones
+        self.sent: list[Sent] = []
         self._every = round(CLICK_EVERY_S * SAMPLE_RATE)
         self._first = self._every // 2
         self._i = 0
         self._start: float | None = None
-        n = np.arange(CLICK_SAMPLES)
-        self._click = CLICK_LEVEL * click_shape() * np.sin(2 * np.pi * frequency * n / SAMPLE_RATE)
+        n = np.arange(CLICK_SAMPLES) / SAMPLE_RATE
+        self._clicks = [CLICK_LEVEL * click_shape() * np.sin(2 * np.pi * f * n) for f in tones]
 
-    def _samples(self, begin: int) -> tuple[Mono, list[int]]:
-        """The frame starting at sample `begin`, and the offsets of the clicks starting in it."""
+    def _samples(self, begin: int) -> tuple[Mono, list[tuple[int, float]]]:
+        """The frame starting at sample `begin`, and (offset, tone) of each click starting in it."""
         end = begin + FRAME_SAMPLES
         mono = np.zeros(FRAME_SAMPLES)
-        starts: list[int] = []
-        first_k = max(0, -(-(begin - CLICK_SAMPLES + 1 - self._first) // self._every))
-        k = first_k
+        starts: list[tuple[int, float]] = []
+        k = max(0, -(-(begin - CLICK_SAMPLES + 1 - self._first) // self._every))
         while (at := self._first + k * self._every) < end:
+            click = self._clicks[k % 2]
             lo, hi = max(at, begin), min(at + CLICK_SAMPLES, end)
-            mono[lo - begin : hi - begin] += self._click[lo - at : hi - at]
+            mono[lo - begin : hi - begin] += click[lo - at : hi - at]
             if at >= begin:
-                starts.append(at - begin)
+                starts.append((at - begin, self.tones[k % 2]))
             k += 1
         return mono, starts
 
@@ -306,20 +320,23 @@ class ClickTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
         self._i += 1
         handed = time.monotonic()
-        self.sent.extend(handed + offset / SAMPLE_RATE for offset in starts)
+        self.sent.extend(Sent(handed + offset / SAMPLE_RATE, tone) for offset, tone in starts)
         return frame
 
 
 @dataclass
 class Ear:
     """One side's return: each decoded frame with when it came out of aiortc, and when the RTP
-    packet with each timestamp reached the receiver (before its jitter buffer)."""
+    packet of each timestamp reached the receiver (before its jitter buffer). Timestamps and
+    pts count from the first packet and the first frame, which are the same audio."""
 
     frames: list[Mono] = field(default_factory=list)
     out_at: list[float] = field(default_factory=list)
     pts: list[int | None] = field(default_factory=list)
     packet_at: dict[int, float] = field(default_factory=dict)
     first_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    _first_timestamp: int | None = None
+    _first_pts: int | None = None
 
     async def listen(self, track: MediaStreamTrack) -> None:
         while True:
@@ -332,17 +349,29 @@ class Ear:
             stereo = frame.to_ndarray().reshape(-1, len(frame.layout.channels)) / 32768.0
             self.frames.append(stereo.mean(axis=1))
             self.out_at.append(at)
-            self.pts.append(frame.pts)
+            if frame.pts is not None and self._first_pts is None:
+                self._first_pts = frame.pts
+            first = self._first_pts
+            self.pts.append(None if frame.pts is None or first is None else frame.pts - first)
             self.first_frame.set()
 
     def note_packets(self, receiver: RTCRtpReceiver) -> None:
         original = receiver._handle_rtp_packet
 
         async def handle(packet: Any, arrival_time_ms: int) -> None:
-            self.packet_at.setdefault(packet.timestamp, time.monotonic())
+            if self._first_timestamp is None:
+                self._first_timestamp = packet.timestamp
+            timestamp = (packet.timestamp - self._first_timestamp) % 2**32
+            self.packet_at.setdefault(timestamp, time.monotonic())
             await original(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+    def longest_gap(self, span: tuple[float, float]) -> float:
+        """The longest wait between two frames of the return within `span`."""
+        at = np.array(self.out_at)
+        at = at[(at >= span[0]) & (at < span[1])]
+        return float(np.diff(at).max()) if len(at) > 1 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -354,29 +383,27 @@ class Heard:
     level: float
 
 
-def heard_clicks(ear: Ear, frequency: float) -> list[Heard]:
-    """Clicks at `frequency` in the ear's audio: a matched filter (the click's Hann window on a
+def heard_clicks(ear: Ear, tone: float) -> list[Heard]:
+    """Clicks at `tone` in the ear's audio: a matched filter (the click's Hann window on a
     complex tone), its peaks above HEARD_AT of the sent level, one per SEPARATE_S."""
     if not ear.frames:
         return []
     audio = np.concatenate(ear.frames)
-    sizes = np.array([len(f) for f in ear.frames])
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    starts = np.concatenate(([0], np.cumsum([len(f) for f in ear.frames])[:-1]))
     window = click_shape()
-    probe = window * np.exp(2j * np.pi * frequency * np.arange(CLICK_SAMPLES) / SAMPLE_RATE)
+    probe = window * np.exp(2j * np.pi * tone * np.arange(CLICK_SAMPLES) / SAMPLE_RATE)
     level = 2 * np.abs(np.correlate(audio, probe, "valid")) / np.sum(window**2)
     above = np.flatnonzero(level > HEARD_AT * CLICK_LEVEL)
     if len(above) == 0:
         return []
-    groups = np.split(above, np.flatnonzero(np.diff(above) > SEPARATE_S * SAMPLE_RATE) + 1)
     heard = []
-    for group in groups:
-        peak = int(group[np.argmax(level[group])])
+    for group in np.split(above, np.flatnonzero(np.diff(above) > SEPARATE_S * SAMPLE_RATE) + 1):
         # The filter peaks where the probe lines up with the click, i.e. at the click's start.
+        peak = int(group[np.argmax(level[group])])
         f = int(np.searchsorted(starts, peak, side="right")) - 1
         offset = (peak - starts[f]) / SAMPLE_RATE
         pts = ear.pts[f]
-        packet_at = ear.packet_at.get(pts) if pts is not None else None
+        packet_at = None if pts is None else ear.packet_at.get(pts)
         heard.append(
             Heard(
                 at=ear.out_at[f] + offset,
@@ -387,54 +414,93 @@ def heard_clicks(ear: Ear, frequency: float) -> list[Heard]:
     return heard
 
 
+@dataclass(frozen=True)
+class Click:
+    sent_at: float
+    delay: float
+    to_socket: float | None
+    """Sent to the RTP packet reaching the listening client: the server's path and the network."""
+    level: float
+
+
 @dataclass
 class Direction:
     name: str
     sent: int = 0
-    delays: list[float] = field(default_factory=list)
-    to_packet: list[float] = field(default_factory=list)
-    """Sent to the RTP packet reaching the listening client: what the server path costs."""
-    levels: list[float] = field(default_factory=list)
+    clicks: list[Click] = field(default_factory=list)
+    longest_gap: float = 0.0
+    """The longest wait between two frames of the listener's return."""
     echoes: int = 0
-    """The sender's own clicks found in their own return (mix-minus says: none)."""
+    """The speaker's own clicks found in their own return (mix-minus says: none)."""
+
+    @property
+    def delays(self) -> list[float]:
+        return [c.delay for c in self.clicks]
 
     @property
     def lost(self) -> int:
-        return self.sent - len(self.delays)
+        return self.sent - len(self.clicks)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.delays) if self.delays else float("inf")
+        return statistics.median(self.delays) if self.clicks else float("inf")
 
     @property
     def p95(self) -> float:
-        return float(np.percentile(self.delays, 95)) if self.delays else float("inf")
+        return float(np.percentile(self.delays, 95)) if self.clicks else float("inf")
+
+    @property
+    def max(self) -> float:
+        return max(self.delays, default=float("inf"))
+
+    @property
+    def to_socket(self) -> float | None:
+        known = [c.to_socket for c in self.clicks if c.to_socket is not None]
+        return statistics.median(known) if known else None
 
     @property
     def passed(self) -> bool:
         return self.median < TARGET_MEDIAN_S and self.p95 < TARGET_P95_S
 
+    def medians_every(self, seconds: float, start: float) -> list[float | None]:
+        """The median delay of the clicks sent in each `seconds` of the span, in order."""
+        slices: dict[int, list[float]] = {}
+        for c in self.clicks:
+            slices.setdefault(int((c.sent_at - start) // seconds), []).append(c.delay)
+        last = max(slices, default=-1)
+        return [statistics.median(slices[i]) if i in slices else None for i in range(last + 1)]
+
 
 def match(
-    name: str, sent: Sequence[float], heard: Sequence[Heard], span: tuple[float, float]
+    name: str, sent: Sequence[Sent], ear: Ear, tones: Sequence[float], span: tuple[float, float]
 ) -> Direction:
-    """Each click sent in `span` against the first click heard within MATCH_WINDOW_S after it."""
+    """Each click sent in `span` against the first click of its tone heard within
+    MATCH_WINDOW_S after it. With two tones taking turns, a click that comes later than the
+    spacing is lost rather than taken for the next one."""
     result = Direction(name)
-    i = 0
-    for t in sorted(sent):
-        if not span[0] <= t < span[1]:
-            continue
-        result.sent += 1
-        while i < len(heard) and heard[i].at <= t:
+    for tone in tones:
+        heard = heard_clicks(ear, tone)
+        i = 0
+        for click in sorted((s for s in sent if s.tone == tone), key=lambda s: s.at):
+            if not span[0] <= click.at < span[1]:
+                continue
+            result.sent += 1
+            while i < len(heard) and heard[i].at <= click.at:
+                i += 1
+            if i == len(heard) or heard[i].at > click.at + MATCH_WINDOW_S:
+                continue
+            h = heard[i]
+            to_socket = None if h.packet_at is None else h.packet_at - click.at
+            result.clicks.append(Click(click.at, h.at - click.at, to_socket, h.level))
             i += 1
-        if i == len(heard) or heard[i].at > t + MATCH_WINDOW_S:
-            continue
-        result.delays.append(heard[i].at - t)
-        result.levels.append(heard[i].level)
-        if heard[i].packet_at is not None:
-            result.to_packet.append(heard[i].packet_at - t)
-        i += 1
+    result.clicks.sort(key=lambda c: c.sent_at)
     return result
+
+
+def echoes(ear: Ear, tones: Sequence[float], span: tuple[float, float]) -> int:
+    """Clicks at the listener's own `tones` in their return, within `span`."""
+    heard = [h for tone in tones for h in heard_clicks(ear, tone)]
+    return sum(1 for h in heard if span[0] <= h.at < span[1] + MATCH_WINDOW_S)
 
 
 # --- the conversation
@@ -499,29 +565,37 @@ def _expect(r: httpx.Response, status: int) -> None:
         )
 
 
-async def sign_up(url: str, name: str, frequency: float) -> Side:
+async def sign_up(url: str, name: str, tones: tuple[float, float]) -> Side:
     http = httpx.AsyncClient(base_url=url, timeout=30)
     r = await http.post(
         "/api/v1/accounts/signup",
         json={"username": name, "email": f"{name}@example.org", "password": "bench-password-1"},
     )
     _expect(r, 201)
-    return Side(http, ClickTrack(frequency))
+    return Side(http, ClickTrack(tones))
 
 
 @dataclass
 class Run:
     host_to_caller: Direction
     caller_to_host: Direction
+    span: tuple[float, float]
     server: Usage
     client: Usage
     prefetch: int | None
-    measured_s: float
+
+    @property
+    def directions(self) -> tuple[Direction, Direction]:
+        return self.host_to_caller, self.caller_to_host
+
+    @property
+    def passed(self) -> bool:
+        return self.host_to_caller.passed and self.caller_to_host.passed
 
 
 async def conversation(server: Server, seconds: float, warmup: float) -> Run:
-    host = await sign_up(server.url, "benchhost", HOST_HZ)
-    caller = await sign_up(server.url, "benchcaller", CALLER_HZ)
+    host = await sign_up(server.url, "benchhost", HOST_TONES)
+    caller = await sign_up(server.url, "benchcaller", CALLER_TONES)
     try:
         return await _talk(server, host, caller, seconds, warmup)
     finally:
@@ -559,32 +633,28 @@ async def _talk(server: Server, host: Side, caller: Side, seconds: float, warmup
     await asyncio.sleep(MATCH_WINDOW_S)  # the last clicks' way through
     await host.http.post(f"{show}/end")
 
-    span = (on_air + warmup, on_air + seconds)
-    host_to_caller = match("host → caller", host.mic.sent, heard_clicks(caller.ear, HOST_HZ), span)
-    caller_to_host = match(
-        "caller → host", caller.mic.sent, heard_clicks(host.ear, CALLER_HZ), span
-    )
-    host_to_caller.echoes = _in_span(heard_clicks(host.ear, HOST_HZ), span)
-    caller_to_host.echoes = _in_span(heard_clicks(caller.ear, CALLER_HZ), span)
+    span = (t0, t1)
+    host_to_caller = match("host → caller", host.mic.sent, caller.ear, HOST_TONES, span)
+    caller_to_host = match("caller → host", caller.mic.sent, host.ear, CALLER_TONES, span)
+    host_to_caller.longest_gap = caller.ear.longest_gap(span)
+    caller_to_host.longest_gap = host.ear.longest_gap(span)
+    host_to_caller.echoes = echoes(host.ear, HOST_TONES, span)
+    caller_to_host.echoes = echoes(caller.ear, CALLER_TONES, span)
     return Run(
         host_to_caller,
         caller_to_host,
+        span,
         server=server1.share_since(server0, t1 - t0),
         client=client1.share_since(client0, t1 - t0),
         prefetch=host.prefetch(),
-        measured_s=t1 - t0,
     )
-
-
-def _in_span(heard: Sequence[Heard], span: tuple[float, float]) -> int:
-    return sum(1 for h in heard if span[0] <= h.at < span[1] + MATCH_WINDOW_S)
 
 
 # --- the report
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
 
 
 def _verdict(ok: bool) -> str:
@@ -593,63 +663,70 @@ def _verdict(ok: bool) -> str:
 
 def print_run(run: Run, out: Console) -> None:
     table = Table(title="Mouth-to-ear delay on air (ms)", title_justify="left")
-    for column in ("direction", "clicks", "heard", "lost", "median", "p95", "max", "min"):
-        table.add_column(column, justify="left" if column == "direction" else "right")
-    table.add_column("to the ear's socket\n(median)", justify="right")
+    table.add_column("direction")
+    for column in ("clicks", "heard", "lost", "median", "p95", "max", "min"):
+        table.add_column(column, justify="right")
+    table.add_column("RTP at the\near (median)", justify="right")
+    table.add_column("longest gap\nin the return", justify="right")
     table.add_column("own clicks\nheard back", justify="right")
     table.add_column("verdict")
-    for d in (run.host_to_caller, run.caller_to_host):
+    for d in run.directions:
         table.add_row(
             d.name,
             str(d.sent),
-            str(len(d.delays)),
+            str(len(d.clicks)),
             str(d.lost),
             ms(d.median),
             ms(d.p95),
-            ms(max(d.delays, default=float("inf"))),
-            ms(min(d.delays, default=float("inf"))),
-            ms(statistics.median(d.to_packet)) if d.to_packet else "-",
+            ms(d.max),
+            ms(min(d.delays, default=None)),
+            ms(d.to_socket),
+            ms(d.longest_gap),
             str(d.echoes),
             _verdict(d.passed),
         )
     out.print(table)
-    levels = [x for d in (run.host_to_caller, run.caller_to_host) for x in d.levels]
+    for d in run.directions:
+        medians = " ".join(ms(m) for m in d.medians_every(TIMELINE_S, run.span[0]))
+        out.print(f"{d.name}, median of each {TIMELINE_S:.0f} s in turn: {medians} ms")
+    levels = [c.level for d in run.directions for c in d.clicks]
     if levels:
         out.print(
             f"clicks sent at {CLICK_LEVEL:.2f} arrived at {min(levels):.2f}-{max(levels):.2f} "
             f"(heard above {HEARD_AT * CLICK_LEVEL:.2f})"
         )
-    prefetch = "an unknown number of" if run.prefetch is None else str(run.prefetch)
+    prefetch = "some" if run.prefetch is None else str(run.prefetch)
     prefetch_ms = "" if run.prefetch is None else f" ({run.prefetch * FRAME_S * 1000:.0f} ms)"
     out.print(
-        f"stated parts: each voice's studio jitter buffer {DEFAULT_TARGET_LATENCY_S * 1000:.0f} ms "
-        f"(onair/studio/voice.py), the studio's {FRAME_S * 1000:.0f} ms frame, the limiter's "
-        f"{DEFAULT_LOOKAHEAD_S * 1000:.0f} ms look-ahead, two Opus encodes; aiortc "
+        f"stated parts: each voice's studio jitter buffer {ms(DEFAULT_TARGET_LATENCY_S)} ms "
+        f"(onair/studio/voice.py), the studio's {ms(FRAME_S)} ms frame, the limiter's "
+        f"{ms(DEFAULT_LOOKAHEAD_S)} ms look-ahead, two Opus encodes; aiortc "
         f"{aiortc.__version__}'s receivers (the server's, for each microphone, and this "
-        f"client's, for each return) wait for {prefetch} packets{prefetch_ms} before decoding"
+        f"client's, for each return) wait for {prefetch} more packets{prefetch_ms} before "
+        "decoding one"
     )
+    measured = run.span[1] - run.span[0]
     out.print(
-        f"over the {run.measured_s:.0f} s measured: server {run.server.cpu * 100:.0f} % of a core, "
-        f"waited for a core {run.server.waited * 100:.1f} % of the time; this process (both "
-        f"peers) {run.client.cpu * 100:.0f} % of a core, waited {run.client.waited * 100:.1f} %"
+        f"over the {measured:.0f} s measured: the server used {run.server.cpu * 100:.0f} % of a "
+        f"core and its threads waited {ms(run.server.waited)} ms a second for one; this process "
+        f"(both peers) {run.client.cpu * 100:.0f} % and {ms(run.client.waited)} ms a second"
     )
-    ok = run.host_to_caller.passed and run.caller_to_host.passed
     out.print(
         f"target: median < {ms(TARGET_MEDIAN_S)} ms and p95 < {ms(TARGET_P95_S)} ms in both "
-        f"directions: [bold]{_verdict(ok)}[/bold]"
+        f"directions: [bold]{_verdict(run.passed)}[/bold]"
     )
 
 
 def summary_line(run: Run) -> str:
     parts = [f"bench/conversation.py {dt.date.today().isoformat()}, {cpu_model()}:"]
-    for d in (run.host_to_caller, run.caller_to_host):
+    for d in run.directions:
         parts.append(
-            f"{d.name} median {ms(d.median)} ms, p95 {ms(d.p95)} ms, max "
-            f"{ms(max(d.delays, default=float('inf')))} ms ({len(d.delays)}/{d.sent} clicks);"
+            f"{d.name} median {ms(d.median)} ms, p95 {ms(d.p95)} ms, max {ms(d.max)} ms "
+            f"({len(d.clicks)} of {d.sent} clicks heard);"
         )
-    ok = run.host_to_caller.passed and run.caller_to_host.passed
     parts.append(
-        f"target median < {ms(TARGET_MEDIAN_S)} ms, p95 < {ms(TARGET_P95_S)} ms: {_verdict(ok)}"
+        f"target median < {ms(TARGET_MEDIAN_S)} ms, p95 < {ms(TARGET_P95_S)} ms: "
+        f"{_verdict(run.passed)}"
     )
     return " ".join(parts)
 
@@ -686,13 +763,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with server_process(data_dir) as server:
             console.print(f"onair serve at {server.url} (pid {server.pid})")
             run = asyncio.run(conversation(server, args.seconds, args.warmup))
-    out = Console()
+    tones = "/".join(f"{t:.0f}" for t in HOST_TONES), "/".join(f"{t:.0f}" for t in CALLER_TONES)
+    out = Console(width=OUTPUT_WIDTH)
     out.print(
         f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, aiortc "
         f"{aiortc.__version__}, PyAV {av.__version__}; {dt.date.today().isoformat()}; "
-        f"{args.seconds:.0f} s on air, first {args.warmup:.0f} s not measured; clicks every "
-        f"{CLICK_EVERY_S * 1000:.0f} ms (host {HOST_HZ:.0f} Hz, caller {CALLER_HZ:.0f} Hz, "
-        f"{CLICK_SAMPLES / SAMPLE_RATE * 1000:.0f} ms); run took {time.monotonic() - started:.0f} s"
+        f"{args.seconds:.0f} s on air, the first {args.warmup:.0f} s not measured; a "
+        f"{ms(CLICK_SAMPLES / SAMPLE_RATE)} ms click every {ms(CLICK_EVERY_S)} ms each way "
+        f"(host {tones[0]} Hz, caller {tones[1]} Hz in turn); "
+        f"the run took {time.monotonic() - started:.0f} s after start-up"
     )
     print_run(run, out)
     print(summary_line(run))

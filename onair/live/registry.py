@@ -65,14 +65,17 @@ class Stations:
             self._rooms.publish(show_id, "show.live", {"show_id": show_id})
             return station
 
-    async def stop(self, show_id: int) -> None:
+    async def stop(self, show_id: int, *, ended: bool = True) -> None:
+        """Stops the show's studio; `ended=False` when only this node stops (the show stays
+        live, and its stage is kept for the studio that resumes it)."""
         async with self._lock:
             station = self._live.pop(show_id, None)
         if station is None:
             return
         await self.webrtc.end_show(show_id)
-        await station.stop()
-        self._rooms.publish(show_id, "show.ended", {"show_id": show_id})
+        await station.stop(ended=ended)
+        if ended:
+            self._rooms.publish(show_id, "show.ended", {"show_id": show_id})
 
     async def queue_changed(self, show_id: int) -> None:
         station = self._live.get(show_id)
@@ -91,5 +94,5 @@ class Stations:
 
     async def aclose(self) -> None:
         for show_id in list(self._live):
-            await self.stop(show_id)
+            await self.stop(show_id, ended=False)
         await self.webrtc.aclose()

@@ -124,14 +124,14 @@ class LiveShow:
         ]
         log.info("studio started show=%s autodj_candidates=%d", self.show_id, len(candidates))
 
-    async def stop(self) -> None:
+    async def stop(self, *, ended: bool = True) -> None:
         self.studio.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.stage.close()
+        await self.stage.close(ended=ended)
         now = time.time()
         for track, play in list(self._plays.items()):
             await self._finish_play(

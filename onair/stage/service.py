@@ -166,10 +166,13 @@ class Stage:
         }
         self._names.update(self.cohosts)
 
-    async def close(self) -> None:
-        """The show has ended: everyone still on the stage is back to listening."""
+    async def close(self, *, ended: bool = True) -> None:
+        """The studio stops. When the show has ended, everyone still on the stage is back to
+        listening; otherwise (this node stops) the stage is kept for the next studio."""
         for task in list(self._tasks):
             task.cancel()
+        if not ended:
+            return
         async with self._lock:
             for caller in list(self.callers.values()):
                 if caller.state in ON_STAGE:

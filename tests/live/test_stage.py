@@ -243,8 +243,10 @@ async def _call(server: RunningServer) -> dict[str, Any]:
 def _request_now(
     like: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
 ) -> tuple[float, httpx.Response]:
-    """A request sent at once, with `like`'s cookies; returns when it was sent, and the answer."""
+    """A request sent at once, with `like`'s cookies, on a connection already open (as a
+    browser's is); returns when it was sent, and the answer."""
     with httpx.Client(base_url=like.base_url, cookies=like.cookies, timeout=30) as http:
+        http.get("/api/v1/accounts/me").raise_for_status()
         request = http.build_request(method, path, json=body)
         sent = time.time()
         return sent, http.send(request)
