@@ -758,11 +758,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # browsers would not, so a shorter interval keeps the harness from timing itself.
     sys.setswitchinterval(0.001)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="onair-conversation-") as tmp:
-        data_dir = prepare_data_dir(Path(tmp), song_seconds=args.seconds + 60)
-        with server_process(data_dir) as server:
-            console.print(f"onair serve at {server.url} (pid {server.pid})")
-            run = asyncio.run(conversation(server, args.seconds, args.warmup))
+    try:
+        with tempfile.TemporaryDirectory(prefix="onair-conversation-") as tmp:
+            data_dir = prepare_data_dir(Path(tmp), song_seconds=args.seconds + 60)
+            with server_process(data_dir) as server:
+                console.print(f"onair serve at {server.url} (pid {server.pid})")
+                run = asyncio.run(conversation(server, args.seconds, args.warmup))
+    except KeyboardInterrupt:
+        console.print("interrupted: the server is stopped, nothing measured")
+        return 130
     tones = "/".join(f"{t:.0f}" for t in HOST_TONES), "/".join(f"{t:.0f}" for t in CALLER_TONES)
     out = Console(width=OUTPUT_WIDTH)
     out.print(

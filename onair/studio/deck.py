@@ -36,6 +36,9 @@ import numpy.typing as npt
 from onair.studio.crossfade import fade_in_gain, fade_out_gain
 from onair.studio.frames import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Samples
 
+Plane = npt.NDArray[np.float32]
+"""One channel of decoded audio."""
+
 __all__ = [
     "DeckEvent",
     "DeckTrack",
@@ -151,18 +154,21 @@ class _SampleRing:
     def count(self) -> int:
         return self._count
 
-    def write(self, chunk: Samples) -> int:
-        """Store as much of ``chunk`` as fits; returns how many samples were taken."""
+    def write(self, chunk: Samples | Sequence[Plane]) -> int:
+        """Store as much of ``chunk`` (one row of samples per channel) as fits; returns how
+        many samples were taken."""
         with self._lock:
             start, count = self._start, self._count
-        n = min(int(chunk.shape[1]), self._capacity - count)
+        n = min(len(chunk[0]), self._capacity - count)
         if n <= 0:
             return 0
         at = (start + count) % self._capacity
         first = min(n, self._capacity - at)
-        self._buf[:, at : at + first] = chunk[:, :first]
-        if n > first:
-            self._buf[:, : n - first] = chunk[:, first:n]
+        for channel in range(CHANNELS):
+            row, out = chunk[channel], self._buf[channel]
+            out[at : at + first] = row[:first]
+            if n > first:
+                out[: n - first] = row[first:n]
         with self._lock:
             self._count += n
         return n
@@ -202,7 +208,7 @@ class _TrackReader:
         self._container: Any = None
         self._frames: Iterator[Any] | None = None
         self._resampler: Any = None
-        self._pending: Samples | None = None
+        self._pending: list[Plane] | None = None
         self._flushed = False
 
     def go_on_air(self) -> None:
@@ -239,7 +245,8 @@ class _TrackReader:
                 return True
         taken = self.ring.write(self._pending)
         self.total += taken
-        self._pending = self._pending[:, taken:] if taken < self._pending.shape[1] else None
+        left = len(self._pending[0]) - taken
+        self._pending = [row[taken:] for row in self._pending] if left > 0 else None
         return True
 
     def close(self) -> None:
@@ -264,8 +271,8 @@ class _TrackReader:
         self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
         self.opened = True
 
-    def _decode_next(self) -> Samples | None:
-        """The next decoded chunk, or None when this step produced none."""
+    def _decode_next(self) -> list[Plane] | None:
+        """The next decoded chunk (one row per channel), or None when this step made none."""
         assert self._frames is not None
         if self._flushed:
             self._finish()
@@ -276,6 +283,8 @@ class _TrackReader:
             except StopIteration:
                 self._flushed = True
                 return _join(self._resampler.resample(None))
+            if _is_planar_stereo_48k(frame):
+                return _planes(frame)  # most MP3s: no resampling, no copy until the ring
             return _join(self._resampler.resample(frame))
         # One bad file must never stop the show: whatever FFmpeg or the resampler raises, the
         # track ends where its decodable audio ends and the deck moves on.
@@ -296,13 +305,27 @@ class _TrackReader:
         self.finished = True
 
 
-def _join(frames: Sequence[Any]) -> Samples | None:
-    arrays: list[Samples] = [f.to_ndarray() for f in frames]
-    if not arrays:
+def _is_planar_stereo_48k(frame: Any) -> bool:
+    return bool(
+        frame.format.name == "fltp"
+        and frame.sample_rate == SAMPLE_RATE
+        and len(frame.layout.channels) == CHANNELS
+    )
+
+
+def _planes(frame: Any) -> list[Plane]:
+    """A planar float frame's channels as arrays over FFmpeg's own buffers (no copy)."""
+    n = frame.samples
+    return [np.frombuffer(plane, dtype=np.float32, count=n) for plane in frame.planes[:CHANNELS]]
+
+
+def _join(frames: Sequence[Any]) -> list[Plane] | None:
+    chunks = [_planes(f) for f in frames if f.samples]
+    if not chunks:
         return None
-    if len(arrays) == 1:
-        return arrays[0]
-    return np.concatenate(arrays, axis=1)
+    if len(chunks) == 1:
+        return chunks[0]
+    return [np.concatenate([c[channel] for c in chunks]) for channel in range(CHANNELS)]
 
 
 class _Decoder(Protocol):
