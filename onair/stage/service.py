@@ -45,8 +45,8 @@ ON_STAGE: Final = (StageState.requested, StageState.screening, StageState.on_air
 ON_LINE: Final = (StageState.screening, StageState.on_air)
 MAX_TOPIC: Final = 140
 REJOIN_GRACE_S: Final = 2.0
-"""How long a lost line may take to come back (a page reload) before the stage acts on it.
-With the line's own silence timeout (2 s) a dropped caller is off the stage within 5 s."""
+"""How long a line that was closed may take to come back (a page reload) before the stage acts
+on it. A line that failed (2 s without a packet) has had its grace already."""
 
 EndLine = Callable[[str], Awaitable[object]]
 """Ends the voice line of a voice id, if it has one (the stage has taken it off the stage)."""
@@ -325,12 +325,13 @@ class Stage:
         if reason in ("off_stage", "replaced", "show_ended"):
             self._changed()
             return
-        task = asyncio.get_running_loop().create_task(self._after_line_lost(user_id))
+        grace = 0.0 if reason == "failed" else self.rejoin_grace_s
+        task = asyncio.get_running_loop().create_task(self._after_line_lost(user_id, grace))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _after_line_lost(self, user_id: int) -> None:
-        await asyncio.sleep(self.rejoin_grace_s)
+    async def _after_line_lost(self, user_id: int, grace: float) -> None:
+        await asyncio.sleep(grace)
         if user_id in self.lines:
             return  # back already
         async with self._lock:

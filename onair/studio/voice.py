@@ -1,12 +1,16 @@
 """A voice on air (the host, a co-host, a caller) behind a jitter buffer.
 
 Audio from the network arrives in bursts and chunks of any length; the program takes exactly one
-20 ms frame every 20 ms. The buffer absorbs the difference by holding ``target_latency_s`` of
-audio before it starts playing (60 ms by default: about three WebRTC packets, enough for ordinary
-jitter without an audible delay on a return). When the network falls behind and the buffer runs
+20 ms frame every 20 ms. The buffer absorbs the difference by holding a target of audio before
+it starts playing. The target adapts, as a browser's does: it starts at ``target_latency_s``
+(40 ms by default: two WebRTC packets, all a clean link needs, so a conversation stays quick),
+grows by a frame each time the buffer runs dry, up to 160 ms, and shrinks back by a frame after
+10 s without running dry. When the network falls behind and the buffer runs
 dry, the voice goes silent and waits until the target is buffered again, rather than stuttering
 frame by frame; when it gets too far ahead (a burst after a stall, or a sender clock running
-fast) the oldest audio is dropped back down to the target, so the latency never creeps up.
+fast) the oldest audio is dropped back down to the target, so the latency never creeps up: at
+once when the buffer would overflow, and after a second in which it never came within a frame
+of the target (a stall that left a conversation 100 ms behind for good otherwise).
 
 With a ``pts_hint`` (the sender's timestamp converted to 48 kHz samples) the buffer also keeps
 time: a gap from lost packets is filled with silence, and a late duplicate is discarded.
@@ -26,12 +30,17 @@ from onair.studio.frames import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Samples
 
 __all__ = ["VoiceInput", "VoiceStats"]
 
-DEFAULT_TARGET_LATENCY_S: Final = 0.06
+DEFAULT_TARGET_LATENCY_S: Final = 0.04
 DEFAULT_MAX_LATENCY_S: Final = 0.2
+MAX_TARGET_LATENCY_S: Final = 0.16
+SHRINK_AFTER_FRAMES: Final = 500
+"""Frames (10 s) without running dry before the target comes down a frame."""
 # A longer hole in the timestamps is a sender restart or a clock jump, not loss to conceal:
 # the buffer just carries on from the new timestamp.
 MAX_CONCEALED_GAP_S: Final = 0.5
 MAX_LEVEL: Final = 4.0
+TRIM_WINDOW_FRAMES: Final = 50
+"""The buffer's low point over this many frames (1 s) is what it holds beyond what jitter needs."""
 
 
 @dataclass
@@ -43,6 +52,7 @@ class VoiceStats:
     dropped_samples: int = 0
     concealed_samples: int = 0  # silence inserted for gaps in the timestamps
     late_samples: int = 0  # samples discarded as older than what was already buffered
+    trims: int = 0  # times a standing excess of latency was dropped
 
 
 class VoiceInput:
@@ -63,6 +73,11 @@ class VoiceInput:
             round(target_latency_s * SAMPLE_RATE) + 2 * FRAME_SAMPLES,
         )
         self._target = 0
+        self._floor = 0
+        self._ceiling = min(
+            round(MAX_TARGET_LATENCY_S * SAMPLE_RATE), self._capacity - 2 * FRAME_SAMPLES
+        )
+        self._steady = 0  # frames since the buffer last ran dry
         self.target_latency_s = target_latency_s
         self._buf: Samples = np.zeros((CHANNELS, self._capacity), dtype=np.float32)
         self._start = 0
@@ -74,6 +89,8 @@ class VoiceInput:
         self._level = 1.0
         self._applied_gain = 1.0
         self._ramp = (np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES).astype(np.float32)
+        self._low = self._capacity  # the fewest samples buffered after a pull, this window
+        self._window = 0
 
     # -- connection and controls ----------------------------------------------------------
 
@@ -118,13 +135,16 @@ class VoiceInput:
 
     @property
     def target_latency_s(self) -> float:
+        """The delay the buffer aims for now (it adapts to the jitter it sees)."""
         return self._target / SAMPLE_RATE
 
     @target_latency_s.setter
     def target_latency_s(self, seconds: float) -> None:
+        """Sets the lowest target, and starts from it."""
         # At least one frame, and room above it for a frame's worth of jitter before dropping.
         target = round(seconds * SAMPLE_RATE)
-        self._target = min(max(FRAME_SAMPLES, target), self._capacity - FRAME_SAMPLES)
+        self._floor = self._target = min(max(FRAME_SAMPLES, target), self._capacity - FRAME_SAMPLES)
+        self._ceiling = max(self._ceiling, self._floor)
 
     @property
     def buffered_s(self) -> float:
@@ -213,12 +233,39 @@ class VoiceInput:
         if n < FRAME_SAMPLES:
             self.stats.underruns += 1
             self._buffering = True
+            self._low, self._window = self._capacity, 0
+            # The network is jumpier than the target allowed for: hold a frame more.
+            self._target = min(self._ceiling, self._target + FRAME_SAMPLES)
+            self._steady = 0
+            return
+        self._steady += 1
+        if self._steady >= SHRINK_AFTER_FRAMES and self._target > self._floor:
+            self._target = max(self._floor, self._target - FRAME_SAMPLES)
+            self._steady = 0
+        self._trim_standing_excess()
+
+    def _trim_standing_excess(self) -> None:
+        self._low = min(self._low, self._count)
+        self._window += 1
+        if self._window < TRIM_WINDOW_FRAMES:
+            return
+        excess = self._low - self._target
+        self._low, self._window = self._capacity, 0
+        if excess > FRAME_SAMPLES:
+            # A second in which the buffer never came within a frame of its target: that much
+            # is delay, not jitter headroom. Drop the oldest of it.
+            self._start = (self._start + excess) % self._capacity
+            self._count -= excess
+            self.stats.trims += 1
+            self.stats.dropped_samples += excess
 
     def _reset(self) -> None:
         self._start = 0
         self._count = 0
         self._buffering = True
         self._next_pts = None
+        self._low, self._window = self._capacity, 0
+        self._target, self._steady = self._floor, 0
 
 
 def _as_stereo(samples: npt.NDArray[np.generic]) -> Samples:

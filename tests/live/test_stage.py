@@ -22,6 +22,7 @@ import pytest
 
 from onair.app import create_app
 from onair.settings import Settings
+from onair.stage.service import REJOIN_GRACE_S
 from onair.studio.frames import ProgramFrame
 from onair.studio.studio import FrameSubscription
 from tests.live import RATE, Mono, ToneTrack, band_db, seed_songs, write_song
@@ -385,10 +386,10 @@ async def _handover(server: RunningServer) -> dict[str, Any]:
         out["on_air"] = (await lead.get(f"{base}/stage")).json()
 
         await host.pc.close()  # the host leaves: the co-host runs the show
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(REJOIN_GRACE_S + 1.0)
         out["host_gone"] = (await second.get(f"{base}/stage")).json()
         await cohost.pc.close()  # and then nobody runs it: the caller waits in the queue
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(REJOIN_GRACE_S + 1.0)
         out["crew_gone"] = (await talker.get(f"{base}/stage")).json()
         out["still_playing"] = (await second.get(f"{base}/studio")).json()["playing"]
         await lead.post(f"{base}/end")

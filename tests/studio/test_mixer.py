@@ -170,6 +170,48 @@ def test_voice_overflow_drops_the_oldest_back_to_the_target() -> None:
     assert voice.stats.dropped_samples == at(0.25) - at(0.06)
 
 
+def test_voice_latency_left_by_a_stall_is_trimmed_back_to_the_target() -> None:
+    """A stall then a burst leaves 140 ms more in the buffer than jitter needs: within two
+    seconds (one full window of it) it is dropped, and the voice keeps its target delay."""
+    voice = VoiceInput("caller", target_latency_s=0.06, max_latency_s=0.3)
+    for _ in range(3):
+        voice.push(np.zeros((2, FRAME_SAMPLES), dtype=np.float32))
+    for _ in range(10):  # steady: a frame in, a frame out
+        voice.push(np.zeros((2, FRAME_SAMPLES), dtype=np.float32))
+        voice.pull()
+    voice.push(np.zeros((2, 7 * FRAME_SAMPLES), dtype=np.float32))  # the stall's backlog
+    assert voice.buffered_s == pytest.approx(0.06 + 0.14, abs=0.001)
+    for _ in range(100):
+        voice.push(np.zeros((2, FRAME_SAMPLES), dtype=np.float32))
+        voice.pull()
+    assert voice.stats.trims == 1 and voice.stats.overflows == 0
+    assert voice.buffered_s <= 0.06 + 0.02
+    for _ in range(200):  # and no more trims while it stays there
+        voice.push(np.zeros((2, FRAME_SAMPLES), dtype=np.float32))
+        voice.pull()
+    assert voice.stats.trims == 1 and voice.stats.underruns == 0
+
+
+def test_voice_target_grows_when_the_network_is_jumpy_and_shrinks_when_it_calms() -> None:
+    voice = VoiceInput("caller", target_latency_s=0.04)
+    frame = np.full((2, FRAME_SAMPLES), 0.1, dtype=np.float32)
+    assert voice.target_latency_s == pytest.approx(0.04)
+    for burst in (2, 3, 4):  # bursts after gaps: each time the buffer runs dry once more
+        voice.push(np.repeat(frame, burst + 1, axis=1))
+        for _ in range(burst + 2):
+            voice.pull()
+    assert voice.stats.underruns == 3
+    assert voice.target_latency_s == pytest.approx(0.10)
+    for _ in range(6):
+        voice.push(frame)
+    for _ in range(1600):  # 32 s of a steady link: back down a frame every 10 s
+        voice.push(frame)
+        voice.pull()
+    assert voice.target_latency_s == pytest.approx(0.04)
+    assert voice.buffered_s <= 0.04 + 0.02  # and the excess delay was dropped
+    assert voice.stats.underruns == 3
+
+
 def test_voice_timestamps_conceal_loss_and_discard_duplicates() -> None:
     voice = VoiceInput("caller", target_latency_s=0.02)
     packet = np.full((2, 960), 0.5, dtype=np.float32)
