@@ -153,6 +153,8 @@ class Stage:
         async with self._lock:
             async with self._sessions() as db:
                 await self._load_cohosts(db)
+            if self.lead != self.host_id and self.lead not in self.cohosts:
+                self.lead = self.host_id  # the co-host who led was taken off the show
             for user_id in [u for u in self.cohosts if u in self.callers]:
                 # A caller who becomes a co-host talks as crew from now on.
                 await self._move(self.callers[user_id], StageState.listening, "became_cohost")
