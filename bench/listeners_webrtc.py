@@ -51,6 +51,7 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from machine import cpu_times, run_queue_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -235,23 +236,6 @@ def server_process(fanout: str, loop_name: str) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def run_queue_wait(pid: int) -> float:
-    """Seconds the server's threads were ready to run but waited for a core (schedstat):
-    on shared cores other work holds the server up, and this says how much."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process, all threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 # --- the listeners (this process)
@@ -445,9 +429,9 @@ async def measure_level(
     counted = listeners[1:]
     before = [(x.counter.received, x.counter.highest) for x in counted]
     await http.post("/bench/reset")
-    cpu0, wait0, t0 = cpu_seconds(server.pid), run_queue_wait(server.pid), time.monotonic()
+    cpu0, wait0, t0 = cpu_times(server.pid), run_queue_wait(server.pid), time.monotonic()
     await asyncio.sleep(window)
-    cpu1, wait1, t1 = cpu_seconds(server.pid), run_queue_wait(server.pid), time.monotonic()
+    cpu1, wait1, t1 = cpu_times(server.pid), run_queue_wait(server.pid), time.monotonic()
     user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     stats = await server_stats(http)
     elapsed = t1 - t0
@@ -475,9 +459,9 @@ async def background_cost(http: httpx.AsyncClient, server: Server, window: float
     """The server's CPU (fraction of a core) with everyone connected but no audio sent."""
     await http.post("/bench/pause", params={"paused": True})
     await asyncio.sleep(1)
-    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+    cpu0, t0 = cpu_times(server.pid), time.monotonic()
     await asyncio.sleep(window)
-    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+    cpu1, t1 = cpu_times(server.pid), time.monotonic()
     await http.post("/bench/pause", params={"paused": False})
     return (sum(cpu1) - sum(cpu0)) / (t1 - t0)
 

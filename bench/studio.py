@@ -69,6 +69,7 @@ from typing import Final
 import av
 import numpy as np
 import numpy.typing as npt
+from machine import cpu_model, cpu_seconds
 from rich.console import Console
 from rich.table import Table
 
@@ -136,7 +137,7 @@ class CpuWatch:
 
     def _sample(self) -> tuple[int, int, float, float]:
         busy, total = cpu_ticks(self._cpu)
-        ours = time.process_time() if self._pid is None else process_cpu_s(self._pid)
+        ours = time.process_time() if self._pid is None else cpu_seconds(self._pid)
         return busy, total, ours, time.monotonic()
 
     def shares(self) -> tuple[float, float]:
@@ -167,16 +168,6 @@ def pin_to_one_cpu(cpu: int | None) -> int:
     for tid in os.listdir("/proc/self/task"):
         os.sched_setaffinity(int(tid), {chosen})
     return chosen
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def wait_for_threads_to_end(prefixes: tuple[str, ...], timeout: float = 10.0) -> None:
@@ -811,12 +802,6 @@ def adts_seconds(path: Path) -> float:
     return blocks * 1024 / SAMPLE_RATE
 
 
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of every thread of ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def write_wav(path: Path, samples: Mono) -> None:
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
     with wave.open(str(path), "wb") as out:
@@ -907,10 +892,10 @@ def _sample_liquidsoap(
             raise RuntimeError("liquidsoap produced no program:\n" + "\n".join(tail))
         time.sleep(0.2)
     watch = CpuWatch(cpu, process.pid)
-    cpu0, wall0 = process_cpu_s(process.pid), time.monotonic()
+    cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
     program0 = sum(adts_seconds(path) for path in outputs)
     time.sleep(seconds)
-    cpu1, wall1 = process_cpu_s(process.pid), time.monotonic()
+    cpu1, wall1 = cpu_seconds(process.pid), time.monotonic()
     program1 = sum(adts_seconds(path) for path in outputs)
     _, others = watch.shares()
     produced = program1 - program0
