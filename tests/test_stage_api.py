@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -13,8 +12,6 @@ from sqlalchemy import select
 
 from onair.stage.models import StageEntry, StageState
 from tests.conftest import sign_up
-
-Clients = Callable[[str], Any]
 
 
 @asynccontextmanager
