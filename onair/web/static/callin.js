@@ -205,9 +205,12 @@ export function createCallIn(panel, { showId, userId, onLine }) {
       panel.hidden = true;
     },
     onStage(event) {
-      // Only a page that is (or may just have been put) on the stage needs to ask.
+      // The public event says where this page's user stands; only a move of their own is
+      // worth asking the server about (every waiting caller asking at every move would not be).
       const mine = (list) => (list ?? []).some((c) => (c.user_id ?? c) === userId);
-      if (state !== "listening" || mine(event.waiting) || mine(event.on_air) || mine(event.screening)) refresh();
+      const there = mine(event.on_air) ? "on_air" : mine(event.screening) ? "screening" : mine(event.waiting) ? "requested" : null;
+      const here = state === "requested" || ON_LINE.has(state) ? state : null;
+      if (there !== here) refresh();
     },
   };
 }
