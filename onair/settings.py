@@ -46,6 +46,41 @@ class Settings(BaseSettings):
     hand_raises_per_minute: int = Field(
         default=3, ge=1, description="Call-ins one user may start per minute."
     )
+    chat_burst: int = Field(default=3, ge=1, description="Chat messages one user may send at once.")
+    chat_per_seconds: float = Field(
+        default=2.0, gt=0, description="...refilled over this many seconds (3 per 2 s)."
+    )
+    reactions_per_10s: int = Field(default=20, ge=1, description="Reactions per user per 10 s.")
+    requests_per_10min: int = Field(
+        default=5, ge=1, description="Song requests per user per 10 min."
+    )
+    reports_per_hour: int = Field(
+        default=10, ge=1, description="Reports one user may file per hour."
+    )
+    login_failures_allowed: int = Field(
+        default=5, ge=1, description="Wrong passwords for one account before it is locked out."
+    )
+    login_lockout_minutes: int = Field(
+        default=15, ge=1, description="How long an account stays locked after too many failures."
+    )
+    blocked_words: str = Field(
+        default="",
+        description="Comma-separated words and phrases; chat containing one is held for the crew.",
+    )
+    hold_links: bool = Field(
+        default=True, description="Hold chat messages with links for the crew."
+    )
+    chat_min_account_age_minutes: int = Field(
+        default=0, ge=0, description="Accounts younger than this may read chat but not write."
+    )
+    community_rules: str = Field(
+        default="",
+        description="The community rules shown until an admin edits them (empty: a short default).",
+    )
+
+    @property
+    def blocked_word_list(self) -> list[str]:
+        return [w.strip().lower() for w in self.blocked_words.split(",") if w.strip()]
 
     @property
     def resolved_database_url(self) -> str:

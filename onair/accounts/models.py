@@ -27,10 +27,24 @@ class User(Base):
         Enum(Role, native_enum=False, length=16), default=Role.listener
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_moderator(self) -> bool:
         return self.role in (Role.moderator, Role.admin)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    def barred(self, now: datetime) -> str | None:
+        """Why this account may not sign in or take part now ("banned", "suspended"), or None."""
+        if self.banned_at is not None:
+            return "banned"
+        if self.suspended_until is not None and self.suspended_until > now:
+            return "suspended"
+        return None
 
 
 class Session(Base):

@@ -3,12 +3,18 @@
 from onair.accounts.models import Session, User
 from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
 from onair.db.base import Base
+from onair.moderation.models import AuditEntry, CommunityRules, Report
+from onair.requests.models import SongRequest
+from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import PlayLog
 from onair.shows.models import QueueItem, Show, ShowHashtag
 from onair.stage.models import CoHost, StageEntry
 
 __all__ = [
     "Album",
+    "AuditEntry",
+    "ChatMessage",
+    "CommunityRules",
     "Artist",
     "Base",
     "CoHost",
@@ -16,9 +22,13 @@ __all__ = [
     "Licence",
     "PlayLog",
     "QueueItem",
+    "Report",
+    "RoomSanction",
+    "RoomSettings",
     "Session",
     "Show",
     "ShowHashtag",
+    "SongRequest",
     "StageEntry",
     "Track",
     "TrackArtist",

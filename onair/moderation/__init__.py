@@ -1,0 +1,1 @@
+"""Platform moderation: the community rules, reports, moderators' actions and the audit log."""

@@ -1,0 +1,1 @@
+"""Song requests: a listener asks for a song (with a dedication); the crew queues or dismisses."""
