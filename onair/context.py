@@ -23,6 +23,12 @@ class Limiters:
     signup: RateLimiter
     login: RateLimiter
     hand_raise: RateLimiter
+    chat: RateLimiter
+    reaction: RateLimiter
+    song_request: RateLimiter
+    report: RateLimiter
+    login_failure: RateLimiter
+    """Counts wrong passwords per account: an account out of tokens is locked out."""
 
 
 @dataclass
@@ -55,6 +61,24 @@ class OnAir:
             login=RateLimiter(self.clock, burst=s.login_per_minute, per_seconds=60, name="logins"),
             hand_raise=RateLimiter(
                 self.clock, burst=s.hand_raises_per_minute, per_seconds=60, name="call-ins"
+            ),
+            chat=RateLimiter(
+                self.clock, burst=s.chat_burst, per_seconds=s.chat_per_seconds, name="messages"
+            ),
+            reaction=RateLimiter(
+                self.clock, burst=s.reactions_per_10s, per_seconds=10, name="reactions"
+            ),
+            song_request=RateLimiter(
+                self.clock, burst=s.requests_per_10min, per_seconds=600, name="song requests"
+            ),
+            report=RateLimiter(
+                self.clock, burst=s.reports_per_hour, per_seconds=3600, name="reports"
+            ),
+            login_failure=RateLimiter(
+                self.clock,
+                burst=s.login_failures_allowed,
+                per_seconds=s.login_lockout_minutes * 60,
+                name="failed log-ins",
             ),
         )
 

@@ -1,17 +1,21 @@
 """Room events and their fan-out. A slow client is dropped, never slowing the room.
 
 Every event gets a per-room sequence number and a server timestamp; the last HISTORY events are
-kept so a client that reconnects with the last number it saw gets exactly what it missed.
+kept so a client that reconnects with the last number it saw gets exactly what it missed. An
+event may be for the crew only (held messages, song requests) or for one user (a warning, an
+acknowledgement); the others never see it, in the live fan-out or on a catch-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from onair.clock import Clock
@@ -21,6 +25,9 @@ log = logging.getLogger("onair.rooms")
 HISTORY = 1000
 CLIENT_QUEUE = 256
 
+CLOSE_TOO_SLOW = 4408
+CLOSE_REMOVED = 4403
+
 
 @dataclass(frozen=True)
 class RoomEvent:
@@ -28,28 +35,60 @@ class RoomEvent:
     seq: int
     ts: float
     data: dict[str, Any]
+    crew_only: bool = False
+    to_user: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "seq": self.seq, "ts": self.ts, **self.data}
 
+    @cached_property
+    def text(self) -> str:
+        """The event as JSON, encoded once however many clients it goes to."""
+        return json.dumps(self.as_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def frame(events: Iterable[RoomEvent]) -> str:
+    """One WebSocket frame: a JSON array of events, joined from their cached encodings."""
+    return "[" + ",".join(e.text for e in events) + "]"
+
 
 class RoomClient:
-    """One connection's bounded send queue; `dropped` is set when it could not keep up."""
+    """One connection's bounded send queue and who is behind it.
 
-    def __init__(self, client_id: int, maxsize: int = CLIENT_QUEUE) -> None:
+    `closing` is set when the connection must end: it could not keep up (4408), or its user
+    was removed, banned or suspended (4403); `close_code` and `close_reason` say which.
+    """
+
+    def __init__(
+        self, client_id: int, user_id: int | None, crew: bool, maxsize: int = CLIENT_QUEUE
+    ) -> None:
         self.id = client_id
+        self.user_id = user_id
+        self.crew = crew
         self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue(maxsize)
-        self.dropped = asyncio.Event()
+        self.closing = asyncio.Event()
+        self.close_code = CLOSE_TOO_SLOW
+        self.close_reason = "too slow: reconnect with since"
+
+    def sees(self, event: RoomEvent) -> bool:
+        if event.to_user is not None:
+            return event.to_user == self.user_id
+        return self.crew or not event.crew_only
 
     def offer(self, event: RoomEvent) -> bool:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.dropped.set()
+            self.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
             return False
         return True
 
-    async def next_batch(self, limit: int = 100) -> list[RoomEvent]:
+    def close(self, code: int, reason: str) -> None:
+        if not self.closing.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closing.set()
+
+    async def next_batch(self, limit: int = 200) -> list[RoomEvent]:
         """Waits for one event, then takes whatever else is queued: one frame, many events."""
         batch = [await self.queue.get()]
         while len(batch) < limit and not self.queue.empty():
@@ -66,26 +105,38 @@ class Room:
     seq: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     """What a newcomer needs at once (now playing...), kept by event type."""
+    last_message_at: dict[int, float] = field(default_factory=dict)
+    """Monotonic time of each user's last chat message, for slow mode."""
+    reactions: dict[str, int] = field(default_factory=dict)
+    """Reactions since the last burst was published."""
 
-    def publish(self, type_: str, data: dict[str, Any], *, sticky: bool = False) -> RoomEvent:
+    def publish(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        sticky: bool = False,
+        crew_only: bool = False,
+        to_user: int | None = None,
+    ) -> RoomEvent:
         self.seq += 1
-        event = RoomEvent(type_, self.seq, self.clock.now().timestamp(), data)
+        event = RoomEvent(type_, self.seq, self.clock.now().timestamp(), data, crew_only, to_user)
         self.history.append(event)
         if sticky:
             self.state[type_] = event.as_json()
         for client in list(self.clients.values()):
-            if not client.offer(event):
+            if client.sees(event) and not client.offer(event):
                 log.info("room %s: dropping client %s that fell behind", self.show_id, client.id)
                 self.clients.pop(client.id, None)
         return event
 
-    def since(self, seq: int) -> list[RoomEvent] | None:
-        """Events after `seq`, or None when they are no longer all in the history."""
+    def since(self, seq: int, client: RoomClient) -> list[RoomEvent] | None:
+        """What `client` may see after `seq`, or None when it is no longer all in the history."""
         if seq >= self.seq:
             return []
         if not self.history or self.history[0].seq > seq + 1:
             return None
-        return [e for e in self.history if e.seq > seq]
+        return [e for e in self.history if e.seq > seq and client.sees(e)]
 
 
 class RoomHub:
@@ -102,13 +153,32 @@ class RoomHub:
             room = self._rooms[show_id] = Room(show_id, self._clock)
         return room
 
-    def publish(
-        self, show_id: int, type_: str, data: dict[str, Any], *, sticky: bool = False
-    ) -> RoomEvent:
-        return self.room(show_id).publish(type_, data, sticky=sticky)
+    def rooms(self) -> list[Room]:
+        return list(self._rooms.values())
 
-    def join(self, show_id: int, maxsize: int = CLIENT_QUEUE) -> RoomClient:
-        client = RoomClient(next(self._ids), maxsize)
+    def publish(
+        self,
+        show_id: int,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        sticky: bool = False,
+        crew_only: bool = False,
+        to_user: int | None = None,
+    ) -> RoomEvent:
+        return self.room(show_id).publish(
+            type_, data, sticky=sticky, crew_only=crew_only, to_user=to_user
+        )
+
+    def join(
+        self,
+        show_id: int,
+        *,
+        user_id: int | None = None,
+        crew: bool = False,
+        maxsize: int = CLIENT_QUEUE,
+    ) -> RoomClient:
+        client = RoomClient(next(self._ids), user_id, crew, maxsize)
         self.room(show_id).clients[client.id] = client
         return client
 
@@ -120,3 +190,38 @@ class RoomHub:
     def listeners(self, show_id: int) -> int:
         room = self._rooms.get(show_id)
         return len(room.clients) if room else 0
+
+    def _clients_of(self, user_id: int, show_ids: Iterable[int] | None) -> Iterator[RoomClient]:
+        rooms = (
+            self.rooms()
+            if show_ids is None
+            else [r for r in (self._rooms.get(i) for i in show_ids) if r is not None]
+        )
+        for room in rooms:
+            for client in list(room.clients.values()):
+                if client.user_id == user_id:
+                    yield client
+
+    def disconnect_user(
+        self, user_id: int, reason: str, *, show_ids: Iterable[int] | None = None
+    ) -> int:
+        """Closes the user's connections (to the given rooms, or all); returns how many."""
+        closed = 0
+        for client in self._clients_of(user_id, show_ids):
+            client.close(CLOSE_REMOVED, reason)
+            closed += 1
+        return closed
+
+    def set_crew(self, show_id: int, user_id: int, crew: bool) -> None:
+        """A co-host accepted or was removed: their open connections see crew events or not."""
+        for client in self._clients_of(user_id, [show_id]):
+            client.crew = crew
+
+    def notify_user(self, user_id: int, type_: str, data: dict[str, Any]) -> int:
+        """An event for one user in every room they are in (a warning, a suspension)."""
+        sent = 0
+        for room in self.rooms():
+            if any(c.user_id == user_id for c in room.clients.values()):
+                room.publish(type_, data, to_user=user_id)
+                sent += 1
+        return sent

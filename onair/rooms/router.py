@@ -39,7 +39,7 @@ async def room_socket(
     welcome = {"type": "room.welcome", "seq": room.seq, "state": list(room.state.values())}
     frames: list[list[dict[str, object]]] = [[welcome]]
     if since is not None:
-        missed = room.since(since)
+        missed = room.since(since, client)
         if missed is None:
             frames.append([{"type": "room.reset", "seq": room.seq}])
         elif missed:
@@ -70,14 +70,14 @@ async def _pump(websocket: WebSocket, client: RoomClient) -> None:
     connection, not one per batch, since this runs for every event to every client."""
     sender = asyncio.create_task(_send_batches(websocket, client))
     receiver = asyncio.create_task(_drain_incoming(websocket))
-    dropped = asyncio.create_task(client.dropped.wait())
+    dropped = asyncio.create_task(client.closing.wait())
     try:
         done, _ = await asyncio.wait(
             {sender, receiver, dropped}, return_when=asyncio.FIRST_COMPLETED
         )
         if dropped in done and sender not in done:
             sender.cancel()
-            await websocket.close(code=4408, reason="too slow: reconnect with since")
+            await websocket.close(code=client.close_code, reason=client.close_reason)
     finally:
         for task in (sender, receiver, dropped):
             task.cancel()
