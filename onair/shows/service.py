@@ -227,15 +227,24 @@ async def now_playing(db: AsyncSession, show: Show) -> QueueItem | None:
     return (await db.scalars(stmt)).unique().first()
 
 
-async def add_to_queue(
-    db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int, position: int | None
-) -> QueueItem:
+async def check_queueable(db: AsyncSession, show: Show, track_id: int) -> Track:
+    """The track `track_id` if it may go on the show's queue now, else the refusal.
+
+    Song requests ask the same, so a rule added here (licences) holds for both.
+    """
     _require_open(show)
     track = await db.get(Track, track_id)
     if track is None:
         raise not_found("track")
     if not track.playable:
         raise ApiError(409, "not_playable", f"{track.title!r} has no audio file (metadata only)")
+    return track
+
+
+async def add_to_queue(
+    db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int, position: int | None
+) -> QueueItem:
+    track = await check_queueable(db, show, track_id)
     items = await queue_items(db, show)
     if len(items) >= MAX_QUEUE:
         raise ApiError(409, "queue_full", f"the queue holds at most {MAX_QUEUE} songs")
