@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from onair.clock import Clock
+from onair.rooms.reactions import ReactionBursts
 
 log = logging.getLogger("onair.rooms")
 
@@ -39,6 +40,8 @@ class RoomEvent:
     to_user: int | None = None
 
     def as_json(self) -> dict[str, Any]:
+        if not self.seq:  # a reply to one client (an acknowledgement, an error): not sequenced
+            return {"type": self.type, "ts": self.ts, **self.data}
         return {"type": self.type, "seq": self.seq, "ts": self.ts, **self.data}
 
     @cached_property
@@ -82,6 +85,10 @@ class RoomClient:
             self.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
             return False
         return True
+
+    def reply(self, type_: str, data: dict[str, Any], ts: float) -> None:
+        """An answer to this client alone, outside the room's sequence."""
+        self.offer(RoomEvent(type_, 0, ts, data, to_user=self.user_id))
 
     def close(self, code: int, reason: str) -> None:
         if not self.closing.is_set():
@@ -146,6 +153,7 @@ class RoomHub:
         self._clock = clock
         self._rooms: dict[int, Room] = {}
         self._ids: Iterator[int] = itertools.count(1)
+        self.reactions = ReactionBursts()
 
     def room(self, show_id: int) -> Room:
         room = self._rooms.get(show_id)

@@ -286,6 +286,15 @@ class Stage:
             self._changed()
             return caller
 
+    async def remove_user(self, user_id: int, reason: str) -> None:
+        """Room moderation took the user out: off the air and out of the queue, if there."""
+        async with self._lock:
+            caller = self.callers.get(user_id)
+            if caller is None or caller.state not in ON_STAGE:
+                return
+            await self._move(caller, StageState.dropped, reason)
+            self._changed()
+
     async def set_controls(
         self, actor: User, user_id: int, *, muted: bool | None, level_db: float | None
     ) -> Caller:
