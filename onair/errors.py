@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,11 +18,44 @@ log = logging.getLogger("onair")
 class ApiError(Exception):
     """A refusal the user can act on; raised by services, turned into JSON here."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+        """Seconds until the same request may succeed (a rate limit or a lock-out)."""
+        self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers.setdefault("Retry-After", str(retry_after_seconds(retry_after)))
+
+    def body(self) -> dict[str, Any]:
+        if self.retry_after is None:
+            return error_body(self.code, self.message)
+        return error_body(self.code, self.message, retry_after=round(self.retry_after, 3))
+
+
+def retry_after_seconds(wait: float) -> int:
+    """A Retry-After value: whole seconds, rounded up, never 0 (which would invite a retry now)."""
+    return max(1, math.ceil(wait))
+
+
+def rate_limited(what: str, wait: float, *, code: str = "rate_limited") -> ApiError:
+    """A 429 for `what` ("too many messages"), carrying when to try again."""
+    return ApiError(
+        429,
+        code,
+        f"{what}; try again in {retry_after_seconds(wait)} s",
+        retry_after=wait,
+    )
 
 
 def not_found(what: str) -> ApiError:
@@ -52,7 +87,7 @@ _STATUS_CODES = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

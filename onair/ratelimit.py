@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onair.clock import Clock
-from onair.errors import ApiError
+from onair.errors import ApiError, rate_limited
 
 
 @dataclass
@@ -24,8 +24,38 @@ class RateLimiter:
         self._name = name
         self._buckets: dict[str, _Bucket] = {}
 
+    @property
+    def name(self) -> str:
+        """What is counted, in the plural ("messages", "failed log-ins"), for refusals."""
+        return self._name
+
     def retry_after(self, key: str) -> float:
         """Seconds until `key` may act again; 0 means it may act now (and the action is counted)."""
+        bucket = self._refilled(key)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self._rate
+
+    def peek(self, key: str) -> float:
+        """Seconds until `key` may act again, without counting an action; 0 means now."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        elapsed = self._clock.monotonic() - bucket.updated
+        tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
+    def check(self, key: str, *, code: str = "rate_limited") -> None:
+        """Counts an action for `key`, or refuses it with a 429 that says when to come back."""
+        wait = self.retry_after(key)
+        if wait > 0:
+            raise self.refusal(wait, code=code)
+
+    def refusal(self, wait: float, *, code: str = "rate_limited") -> ApiError:
+        return rate_limited(f"too many {self._name}", wait, code=code)
+
+    def _refilled(self, key: str) -> _Bucket:
         now = self._clock.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -34,15 +64,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / self._rate
-
-    def check(self, key: str) -> None:
-        wait = self.retry_after(key)
-        if wait > 0:
-            raise ApiError(429, "rate_limited", f"too many {self._name}; try again in {wait:.0f} s")
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         # Buckets that have refilled carry no information, so dropping them bounds memory.
