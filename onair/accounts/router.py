@@ -9,6 +9,7 @@ from onair.accounts import service
 from onair.accounts.deps import CurrentUser
 from onair.accounts.models import Role, User
 from onair.context import Ctx, Db, OnAir, client_address
+from onair.errors import ApiError
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
@@ -87,10 +88,28 @@ async def signup(body: SignUp, request: Request, response: Response, ctx: Ctx, d
     return user
 
 
-@router.post("/login", response_model=UserOut, summary="Sign in with username or email")
+@router.post(
+    "/login",
+    response_model=UserOut,
+    summary="Sign in with username or email",
+    description="Wrong passwords are counted per account: after `login_failures_allowed` of "
+    "them within `login_lockout_minutes`, the account answers 429 `locked_out` (with "
+    "Retry-After) without checking the password, until a failure ages out.",
+)
 async def login(body: LogIn, request: Request, response: Response, ctx: Ctx, db: Db) -> User:
     ctx.limiters.login.check(client_address(request))
-    user = await service.authenticate(db, body.login, body.password)
+    # Wrong passwords are counted per account name, so guessing from many addresses still
+    # locks the account; a locked account's password is not even checked.
+    failures, account = ctx.limiters.login_failure, body.login.strip().lower()
+    locked_for = failures.peek(account)
+    if locked_for > 0:
+        raise failures.refusal(locked_for, code="locked_out")
+    try:
+        user = await service.authenticate(db, body.login, body.password)
+    except ApiError as exc:
+        if exc.code == "bad_credentials":
+            failures.retry_after(account)
+        raise
     await _start_session(response, request, ctx, db, user)
     return user
 
