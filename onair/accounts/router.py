@@ -105,7 +105,7 @@ async def login(body: LogIn, request: Request, response: Response, ctx: Ctx, db:
     if locked_for > 0:
         raise failures.refusal(locked_for, code="locked_out")
     try:
-        user = await service.authenticate(db, body.login, body.password)
+        user = await service.authenticate(db, ctx.clock, body.login, body.password)
     except ApiError as exc:
         if exc.code == "bad_credentials":
             failures.retry_after(account)

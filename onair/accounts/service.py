@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,11 +59,20 @@ async def create_user(
     return user
 
 
-async def authenticate(db: AsyncSession, login: str, password: str) -> User:
+async def authenticate(db: AsyncSession, clock: Clock, login: str, password: str) -> User:
     login = login.strip().lower()
     user = await db.scalar(select(User).where(or_(User.username == login, User.email == login)))
     if user is None or not verify_password(user.password_hash, password):
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    # Only after the password: a stranger learns nothing about an account's standing.
+    barred = user.barred(clock.now())
+    if barred == "banned":
+        raise ApiError(403, "banned", "this account is banned")
+    if barred == "suspended" and user.suspended_until is not None:
+        until = user.suspended_until.astimezone(UTC)
+        raise ApiError(
+            403, "suspended", f"this account is suspended until {until:%Y-%m-%d %H:%M} UTC"
+        )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -99,7 +108,9 @@ async def user_for_token(db: AsyncSession, clock: Clock, token: str) -> User | N
         )
         if result.rowcount:  # type: ignore[attr-defined]
             await db.commit()
-    return user
+        return None
+    # Suspending or banning deletes the sessions too; this holds should one be left over.
+    return None if user.barred(now) else user
 
 
 async def close_session(db: AsyncSession, token: str) -> None:
