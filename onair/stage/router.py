@@ -12,6 +12,7 @@ from onair.accounts.models import User
 from onair.context import Ctx, Db
 from onair.errors import ApiError, forbidden
 from onair.live.station import LiveShow
+from onair.rooms import sanctions
 from onair.shows import service as shows
 from onair.stage import crew
 from onair.stage.service import MAX_TOPIC, Stage, voice_id_of
@@ -69,7 +70,11 @@ async def get_stage(stage: LiveStage, user: MaybeUser) -> dict[str, Any]:
 
 
 @router.post("/{show_id}/stage/call", status_code=201, summary="Call in (raise your hand)")
-async def call_in(body: CallIn, stage: LiveStage, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+async def call_in(
+    body: CallIn, stage: LiveStage, user: CurrentUser, ctx: Ctx, db: Db
+) -> dict[str, Any]:
+    show = await shows.get_show(db, stage.show_id)
+    await sanctions.require_in_room(db, show, user, ctx.clock.now())
     ctx.limiters.hand_raise.check(f"user:{user.id}")
     await stage.call_in(user, body.topic)
     return _view(stage, user)
