@@ -14,6 +14,7 @@ from onair.accounts.router import router as accounts_router
 from onair.catalog.router import router as catalog_router
 from onair.clock import Clock, SystemClock
 from onair.context import OnAir
+from onair.csrf import CrossSiteGuard
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
 from onair.live.router import router as studio_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_error_handlers(app)
 
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
+    app.add_middleware(CrossSiteGuard)
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)
