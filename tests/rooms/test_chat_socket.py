@@ -181,7 +181,9 @@ def test_held_messages_reach_only_the_crew_until_released(
         assert (
             host.http.post(f"/api/v1/shows/{show_id}/chat/{held['id']}/release").status_code == 200
         )
-        assert until(bob_ws, "chat.message")["message"]["id"] == held["id"]
+        assert until(bob_ws, "chat.message")["message"]["text"] == "public note"
+        released = until(bob_ws, "chat.message")["message"]
+        assert released["id"] == held["id"] and "held" not in released
 
 
 def test_the_crew_deletes_on_the_socket_and_everyone_sees_it_go(
