@@ -12,7 +12,7 @@ const panel = document.querySelector("[data-request-queue]");
 if (panel && !panel.hidden) start(panel);
 
 function clockTime(iso) {
-  return new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" }).format(new Date(iso));
+  return new Intl.DateTimeFormat(undefined, { timeStyle: "short" }).format(new Date(iso));
 }
 
 function start(panel) {
@@ -61,7 +61,9 @@ function start(panel) {
     const quiet = group.requesters.filter((r) => !r.dedication);
     const button = (label, action, cls) =>
       el("button", { type: "button", class: cls, "aria-label": `${label}: ${title}`, dataset: { action }, disabled: ended, onclick: (event) => act(group, action, event.currentTarget) }, label);
-    const times = group.count === 1 ? `Asked at ${clockTime(group.first_requested_at)}` : `First asked ${clockTime(group.first_requested_at)} · latest ${clockTime(group.last_requested_at)}`;
+    const first = clockTime(group.first_requested_at);
+    const last = clockTime(group.last_requested_at);
+    const times = first === last ? ` · asked at ${first}` : ` · first asked ${first}, latest ${last}`;
     return el(
       "li",
       { class: "request-group", dataset: { trackId: String(track.id), count: String(group.count) } },
@@ -75,7 +77,7 @@ function start(panel) {
           "p",
           { class: "meta" },
           el("span", { dataset: { requestCountText: "" }, text: `${group.count} ${group.count === 1 ? "request" : "requests"}` }),
-          ` · ${times}`,
+          times,
           group.in_queue ? el("span", { class: "chip request-in-queue", text: "Already in the queue" }) : null,
         ),
         said.length
