@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.clock import Clock
 from onair.moderation.models import AuditEntry
+
+_WORKING_REPORT = "onair.audit.report_id"
+
+
+@contextmanager
+def working_report(db: AsyncSession, report_id: int) -> Iterator[None]:
+    """Entries recorded on `db` meanwhile name the report being worked, even when another
+    feature's action records them (a moderator removing a message through chat's own path)."""
+    db.info[_WORKING_REPORT] = report_id
+    try:
+        yield
+    finally:
+        db.info.pop(_WORKING_REPORT, None)
 
 
 async def record(
@@ -31,7 +46,7 @@ async def record(
         target_user_id=target_user_id,
         show_id=show_id,
         message_id=message_id,
-        report_id=report_id,
+        report_id=report_id if report_id is not None else db.info.get(_WORKING_REPORT),
         details=details,
         created_at=clock.now(),
     )
