@@ -18,6 +18,8 @@ import {
   trackLine,
 } from "./common.js";
 import { createCallIns, createCoHosts } from "./callins.js";
+import { createChat } from "./chat.js";
+import { joinRoom } from "./room.js";
 import { createStudio } from "./studio.js";
 import { countText, trackRow } from "./tracks.js";
 
@@ -233,6 +235,20 @@ function applyStatus(show) {
 }
 
 const callIns = createCallIns(q("[data-call-ins]"), { showId });
+
+// The chat keeps its own connection to the room: it runs before, during and after the
+// studio (which joins the room only while live).
+const chat = createChat(q("[data-chat]"), { showId });
+if (status === "ended") {
+  chat.loadHistory();
+} else {
+  chat.setRoom(
+    joinRoom(showId, {
+      onEvent: (event) => chat.onEvent(event),
+      onWelcome: (welcome) => chat.onWelcome(welcome),
+    }),
+  );
+}
 createCoHosts(q("[data-cohosts]"), { showId, isHost: root.dataset.isHost === "yes" });
 
 const studio = createStudio(q("[data-studio]"), {

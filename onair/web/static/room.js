@@ -6,10 +6,13 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 /**
  * Opens the room of `showId`. `onEvent(event, { state })` gets every event once, in order;
  * `state` is true for the sticky state (what is playing...) replayed from a `room.welcome`.
- * `onStatus("connecting" | "open" | "waiting" | "gone")` follows the connection.
- * Returns an object whose `close()` stops it for good.
+ * `onStatus("connecting" | "open" | "waiting" | "gone" | "removed")` follows the connection.
+ * `onWelcome(welcome)` gets every `room.welcome` (each connect): the chat's last messages and
+ * settings, and who the server thinks this user is. Replies meant for this client alone (an
+ * acknowledgement, an error) carry no sequence number and go to `onEvent` as they come.
+ * Returns `{ send(action), close() }`: `send` returns false when the socket is not open.
  */
-export function joinRoom(showId, { onEvent, onStatus = () => {} }) {
+export function joinRoom(showId, { onEvent, onWelcome = () => {}, onStatus = () => {} }) {
   let socket = null;
   let seq = null;
   let attempt = 0;
@@ -29,6 +32,10 @@ export function joinRoom(showId, { onEvent, onStatus = () => {} }) {
 
   function receive(events) {
     for (const event of events) {
+      if (event.seq === undefined) {
+        onEvent(event, { state: false });
+        continue;
+      }
       if (event.type === "room.welcome") {
         // On a first connect the state is all there is; on a reconnect the missed events
         // follow in the next frame, so the position is left where it was.
@@ -37,6 +44,7 @@ export function joinRoom(showId, { onEvent, onStatus = () => {} }) {
           replay(event);
         }
         welcome = event;
+        onWelcome(event);
         continue;
       }
       if (event.type === "room.reset") {
@@ -74,6 +82,11 @@ export function joinRoom(showId, { onEvent, onStatus = () => {} }) {
         onStatus("gone");
         return;
       }
+      if (event.code === 4403) {
+        // Removed, banned or suspended: coming back would only be refused again.
+        onStatus("removed", event.reason);
+        return;
+      }
       onStatus("waiting");
       // A client dropped for being slow (4408) comes straight back; others back off a little.
       const wait = event.code === 4408 ? 0 : RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)];
@@ -84,6 +97,11 @@ export function joinRoom(showId, { onEvent, onStatus = () => {} }) {
 
   connect();
   return {
+    send(action) {
+      if (socket?.readyState !== WebSocket.OPEN) return false;
+      socket.send(JSON.stringify(action));
+      return true;
+    },
     close() {
       closed = true;
       clearTimeout(timer);

@@ -2,6 +2,7 @@
 // stream when WebRTC is not to be had, what is playing as it is heard (from the room), and a
 // small meter that says whether audio is really arriving.
 import { createCallIn } from "./callin.js";
+import { createChat } from "./chat.js";
 import { api, el, localizeTimes, mmss, say, statusBadge } from "./common.js";
 import { joinRoom } from "./room.js";
 import { audioStats, hangUp, negotiate, showLevel } from "./webrtc.js";
@@ -308,7 +309,11 @@ function ended(event) {
   room?.close();
 }
 
+const chatPanel = document.querySelector("[data-chat]");
+const chat = chatPanel ? createChat(chatPanel, { showId }) : null;
+
 function onRoomEvent(event, { state }) {
+  chat?.onEvent(event);
   if (event.type === "now_playing") nowPlaying(event);
   else if (event.type === "show.live" && !state) wentLive(event);
   else if (event.type === "show.ended" && !state) ended(event);
@@ -319,9 +324,14 @@ let room = null;
 if (page.dataset.status !== "ended") {
   room = joinRoom(showId, {
     onEvent: onRoomEvent,
-    onStatus: (status) => {
+    onWelcome: (welcome) => chat?.onWelcome(welcome),
+    onStatus: (status, reason) => {
       page.dataset.room = status;
+      if (status === "removed") chat?.onRemoved(reason);
     },
   });
+  chat?.setRoom(room);
   setInterval(tick, TICK_MS);
+} else {
+  chat?.loadHistory();
 }
