@@ -20,6 +20,7 @@ from onair.errors import error_body, install_error_handlers
 from onair.live.router import router as studio_router
 from onair.media.icecast import StreamFront, stream_routes
 from onair.media.whep import webrtc_router
+from onair.moderation.pages import router as moderation_pages
 from onair.moderation.router import router as moderation_router
 from onair.requests.router import router as requests_router
 from onair.rooms.router import router as rooms_router
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(stage_router)
     app.include_router(requests_router)
     app.include_router(moderation_router)
+    app.include_router(moderation_pages)
     app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_voice))
     app.mount("/listen", stream_routes(onair.stations.feed))
     mount_web(app)
