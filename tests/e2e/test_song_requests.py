@@ -61,7 +61,7 @@ def test_a_listener_requests_a_song_and_the_host_queues_it(
     expect(panel.get_by_role("heading", name="Request a song")).to_be_visible()
     expect(panel.locator("[data-my-requests-empty]")).to_be_visible()
     panel.get_by_label("Dedication").fill(DEDICATION)
-    search = panel.get_by_label("Search songs")
+    search = panel.get_by_label("Find a song to request")
     search.fill("neon")
     results = panel.locator("[data-request-results]")
     expect(results.get_by_text("Neon Drive", exact=True)).to_be_visible()
