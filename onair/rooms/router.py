@@ -17,6 +17,7 @@ from onair.accounts.deps import CurrentUser, MaybeUser
 from onair.accounts.models import User
 from onair.accounts.service import user_for_token
 from onair.context import Ctx, Db, OnAir
+from onair.csrf import origin_allowed
 from onair.errors import ApiError, forbidden
 from onair.rooms import chat, sanctions
 from onair.rooms.hub import CLOSE_REMOVED, RoomClient, frame
@@ -126,8 +127,16 @@ async def _find_show(db: AsyncSession, show_id: int) -> Show | None:
 
 
 async def _socket_user(websocket: WebSocket, onair: OnAir, db: AsyncSession) -> User | None:
+    """The signed-in user, unless the page that opened the socket is another site's: a
+    handshake carries the cookie wherever it comes from, so a foreign page (an embed, or an
+    attacker's) reads the room as anyone may and acts as no one."""
     token = websocket.cookies.get(onair.settings.secret_cookie_name)
-    return await user_for_token(db, onair.clock, token) if token else None
+    if not token:
+        return None
+    host = websocket.headers.get("host", "")
+    if not origin_allowed(websocket.headers, websocket.url.scheme, host):
+        return None
+    return await user_for_token(db, onair.clock, token)
 
 
 async def _pump(websocket: WebSocket, client: RoomClient, onair: OnAir, show_id: int) -> None:

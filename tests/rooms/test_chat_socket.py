@@ -233,3 +233,25 @@ def test_a_removed_user_is_put_out_and_cannot_come_back(
         again.recv(timeout=5)
     assert refused.value.rcvd is not None and refused.value.rcvd.code == 4403
     assert "removed" in refused.value.rcvd.reason
+
+
+def test_a_socket_opened_by_another_site_reads_but_acts_as_no_one(
+    server: RunningServer, people: Callable[[str], Person], host: Person, show_id: int
+) -> None:
+    ann = people("ann")
+    foreign = connect(
+        f"{server.ws_url}/api/v1/rooms/{show_id}/ws",
+        additional_headers={"Cookie": ann.cookie},
+        origin="http://evil.example",  # type: ignore[arg-type]
+    )
+    with foreign as ws:
+        assert events(ws)[0]["me"] is None
+        send(ws, action="chat.send", text="as ann?", ref="x")
+        assert until(ws, "error")["code"] == "unauthorized"
+    same_site = connect(
+        f"{server.ws_url}/api/v1/rooms/{show_id}/ws",
+        additional_headers={"Cookie": ann.cookie},
+        origin=server.url,  # type: ignore[arg-type]
+    )
+    with same_site as ws:
+        assert events(ws)[0]["me"] == {"id": ann.id, "crew": False}
