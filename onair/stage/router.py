@@ -180,6 +180,7 @@ async def accept_cohost(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) ->
     show = await shows.get_show(db, show_id)
     await crew.accept(db, ctx.clock, show, user)
     await db.commit()
+    ctx.rooms.set_crew(show_id, user.id, True)  # their open chat now shows the crew's tools
     await _after_crew_change(ctx, show_id)
     return {"show_id": show_id, "user_id": user.id, "accepted": True}
 
@@ -193,6 +194,7 @@ async def remove_cohost(
         shows.require_host(show, user)
     await crew.remove(db, show, user_id)
     await db.commit()
+    ctx.rooms.set_crew(show_id, user_id, user_id == show.host_id)
     await _after_crew_change(ctx, show_id)
     station = ctx.stations.get(show_id)
     if station is not None:
