@@ -105,26 +105,42 @@ def test_a_listener_requests_a_song_and_the_host_queues_it(
     requests.screenshot(path="/tmp/song-requests-console.png")
     shoot(host, artifacts, "console-song-requests")
 
-    # One click puts it on the queue and answers both requests.
+    # Another request arrives while the console is open: the room tells the crew at once.
+    neon = other.request.get(f"{base}/api/v1/catalog/search", params={"q": "neon drive"}).json()
+    r = other.request.post(
+        f"{base}/api/v1/shows/{show_id}/requests", data={"track_id": neon["tracks"][0]["id"]}
+    )
+    assert r.status == 201, r.text()
+    expect(requests.locator("[data-request-summary]")).to_have_text("3 open requests · 2 songs")
+    titles = requests.locator("[data-request-groups] .track-title")
+    expect(titles).to_have_text([SONG, "Neon Drive"])  # most asked for first
+
+    # One click puts it on the queue and answers both its requests.
     requests.get_by_role("button", name=f"Add to queue: {SONG}").click()
-    expect(requests.locator("[data-request-summary]")).to_have_text("No requests yet.")
-    expect(requests.locator("[data-request-groups] li")).to_have_count(0)
+    expect(titles).to_have_text(["Neon Drive"])
     expect(requests.locator("[data-request-queue-status]")).to_have_text(
         f"Added {SONG} to the queue, asked for by 2 listeners."
     )
+    expect(requests.get_by_role("button", name="Add to queue: Neon Drive")).to_be_focused()
     queue = host.request.get(f"{base}/api/v1/shows/{show_id}/queue").json()
     assert [i["track"]["title"] for i in queue["upcoming"]] == [SONG]
-    # console.js draws the queue from its own calls; the page shows the new queue when loaded.
+
+    # The listener hears it from the room, on the page as it is.
+    expect(mine.locator(".chip")).to_have_text("The host picked it")
+    expect(panel.locator("[data-request-status]")).to_have_text(
+        f"The host picked your request, “{SONG}”."
+    )
+    expect(mine.get_by_role("button", name=f"Withdraw your request for {SONG}")).to_have_count(0)
+    shoot(fan, artifacts, "show-song-requests")
+
+    # Dismissing answers the rest without touching the queue.
+    requests.get_by_role("button", name="Dismiss: Neon Drive").click()
+    expect(requests.locator("[data-request-summary]")).to_have_text("No requests yet.")
+    expect(requests.locator("[data-request-groups] li")).to_have_count(0)
+    # console.js draws the queue from its own calls; loaded again, the page shows the song.
     host.reload()
     expect(host.locator("[data-queue] li")).to_have_count(1)
     assert queue_titles(host) == [SONG]
-
-    # The listener's page says the host picked it (the room says so to them alone; a reload
-    # asks the server).
-    fan.reload()
-    expect(mine.locator(".chip")).to_have_text("The host picked it")
-    expect(mine.get_by_role("button", name=f"Withdraw your request for {SONG}")).to_have_count(0)
-    shoot(fan, artifacts, "show-song-requests")
 
     assert host_errors == [] and fan_errors == []
     for context in (host_context, fan_context, other_context):

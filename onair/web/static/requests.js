@@ -113,6 +113,7 @@ function start(panel) {
     const updated = result.status === 200;
     say(status, updated ? `You had already asked for “${track.title}”: your dedication is updated.` : `You asked for “${track.title}”. The host will see it.`);
     button.textContent = "Requested";
+    button.classList.remove("primary");
     dedication.value = "";
     await loadMine();
   }
