@@ -12,12 +12,12 @@ from onair.stage.models import CoHost, StageEntry
 
 __all__ = [
     "Album",
-    "AuditEntry",
-    "ChatMessage",
-    "CommunityRules",
     "Artist",
+    "AuditEntry",
     "Base",
+    "ChatMessage",
     "CoHost",
+    "CommunityRules",
     "Genre",
     "Licence",
     "PlayLog",

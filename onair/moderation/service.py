@@ -512,8 +512,12 @@ async def _bar(
     await db.commit()
     ctx.rooms.disconnect_user(account.id, why)
     for show in live:
-        if show.host_id != account.id:
-            await ctx.stations.webrtc.end_voice(show.id, voice_id_of(account.id))
+        if show.host_id == account.id:
+            continue
+        station = ctx.stations.get(show.id)
+        if station is not None:  # off the air and out of every call-in queue
+            await station.stage.remove_user(account.id, why)
+        await ctx.stations.webrtc.end_voice(show.id, voice_id_of(account.id))
 
 
 async def unsuspend(ctx: OnAir, db: AsyncSession, actor: User, account: User, reason: str) -> User:

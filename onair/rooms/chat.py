@@ -177,8 +177,10 @@ async def get_message(db: AsyncSession, show_id: int, message_id: int) -> ChatMe
 async def remove_message(
     ctx: OnAir, db: AsyncSession, message: ChatMessage, actor: User, reason: str
 ) -> None:
-    """Deletes a message for everyone (the crew's or a moderator's action), audited."""
-    if message.deleted_at is None:
+    """Deletes a message for everyone (the crew's or a moderator's action), audited: a second
+    removal (a moderator after the host) is recorded too, but the room hears of it once."""
+    already = message.deleted_at is not None
+    if not already:
         message.deleted_at = ctx.clock.now()
         message.deleted_by = actor.id
     await audit.record(
@@ -197,7 +199,8 @@ async def remove_message(
     if unpinned and settings is not None:
         settings.pinned_message_id = None
     await db.commit()
-    ctx.rooms.publish(message.show_id, "chat.deleted", {"id": message.id})
+    if not already:
+        ctx.rooms.publish(message.show_id, "chat.deleted", {"id": message.id})
     if unpinned:
         ctx.rooms.publish(message.show_id, "chat.settings", await settings_out(db, message.show_id))
 

@@ -111,6 +111,9 @@ async function refreshQueue() {
   }
 }
 
+// A song queued from the Requests panel: redraw the queue from the server's own answer.
+document.addEventListener("onair:queue-changed", () => refreshQueue());
+
 async function move(itemId, direction) {
   const ids = queue.upcoming.map((i) => i.id);
   const from = ids.indexOf(itemId);
