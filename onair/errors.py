@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("onair")
@@ -66,6 +68,28 @@ def forbidden(message: str = "you may not do that") -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where, as body.title or query.limit.")
+    problem: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable: invalid, not_found, rate_limited…")
+    message: str = Field(description="For people.")
+    retry_after: float | None = Field(
+        default=None, description="Seconds until the request may succeed (429 only)."
+    )
+    details: list[FieldProblem] | None = Field(
+        default=None, description="Every problem found in the request (422 only)."
+    )
+
+
+class Error(BaseModel):
+    """What every refusal answers with."""
+
+    error: ErrorDetail
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -85,6 +109,9 @@ _STATUS_CODES = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Answers every error in the one shape, and says so in the app's OpenAPI document."""
+    _document_error_shape(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
@@ -112,3 +139,40 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "internal error"), status_code=500)
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    # FastAPI documents its own {"detail": [...]} body for 422s and nothing for the other
+    # refusals; OnAir answers all of them with `Error`, and clients (and schemathesis) should
+    # be told so.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_error_shape(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_error_shape(document: dict[str, Any]) -> dict[str, Any]:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    error = Error.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error.pop("$defs", {}))
+    schemas["Error"] = error
+    shape = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    refusal = {"description": "A refusal (401, 403, 404, 409, 429…).", "content": shape}
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue  # a path-level "parameters" or "summary"
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("default", refusal)
+            invalid = responses.get("422")
+            if invalid is not None:
+                invalid["description"] = "The request is malformed or breaks a rule."
+                invalid["content"] = shape
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f'"#/components/schemas/{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    return document
