@@ -21,7 +21,7 @@ from onair.shows import service
 from onair.shows.covers import save_cover
 from onair.shows.models import QueueItem, Show, ShowStatus
 from onair.stage import crew
-from onair.types import BodyId, PathId
+from onair.types import MAX_ID, BodyId, PathId
 
 log = logging.getLogger("onair.shows")
 
@@ -169,7 +169,7 @@ async def list_shows(
     genre: Annotated[str | None, Query(max_length=64)] = None,
     host: Annotated[str | None, Query(max_length=32, description="A host's username.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[ShowOut]:
     shows = await service.list_shows(
         db, status=status, genre=genre, host=host, limit=limit, offset=offset, now=ctx.clock.now()
