@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from onair.accounts import passwords
 from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
@@ -32,6 +34,17 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data not found at {path} (set ONAIR_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing() -> Iterator[None]:
+    """Argon2id still, but with the smallest cost: at RFC 9106's memory and passes a hash takes
+    about a second on this two-core machine, and the suite signs up hundreds of users. The
+    parameters are in each hash, so a production hash still verifies (and would be upgraded)."""
+    quick = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_HASHER", quick)
+        yield
 
 
 @pytest.fixture
