@@ -21,6 +21,7 @@ from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db, OnAir
 from onair.requests import service
 from onair.requests.models import MAX_DEDICATION, RequestState, SongRequest
+from onair.rooms import sanctions
 from onair.shows import service as shows
 from onair.shows.models import Show
 from onair.shows.router import QueueOut, queue_out
@@ -154,6 +155,7 @@ async def request_song(
     show_id: PathId, body: RequestCreate, response: Response, user: CurrentUser, ctx: Ctx, db: Db
 ) -> SongRequestOut:
     show = await shows.get_show(db, show_id)
+    await sanctions.require_in_room(db, show, user, ctx.clock.now())
     track = await service.requestable(db, show, user, body.track_id)
     ctx.limiters.song_request.check(f"user:{user.id}")
     request, created = await service.request_song(db, ctx.clock, show, user, track, body.dedication)

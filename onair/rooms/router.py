@@ -341,8 +341,11 @@ async def chat_history(
     held: Annotated[bool, Query(description="Held messages (crew only).")] = False,
 ) -> dict[str, Any]:
     show = await shows.get_show(db, show_id)
-    if held and (user is None or not await crew.is_crew(db, show, user)):
-        raise forbidden("only the crew sees held messages")
+    if held:
+        if user is None:
+            raise ApiError(401, "unauthorized", "sign in first")
+        if not await crew.is_crew(db, show, user):
+            raise forbidden("only the crew sees held messages")
     found = await chat.history(db, show.id, limit=limit, before=before, held=held)
     return {"messages": [chat.message_out(m) for m in found]}
 
@@ -441,6 +444,7 @@ async def react(
     show_id: PathId, body: ReactionBody, user: CurrentUser, ctx: Ctx, db: Db
 ) -> dict[str, Literal[True]]:
     show = await shows.get_show(db, show_id)
+    await sanctions.require_in_room(db, show, user, ctx.clock.now())
     _react(ctx, show, user, body.emoji)
     return {"accepted": True}
 
