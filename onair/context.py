@@ -79,6 +79,7 @@ class OnAir:
                 burst=s.login_failures_allowed,
                 per_seconds=s.login_lockout_minutes * 60,
                 name="failed log-ins",
+                lockout_s=s.login_lockout_minutes * 60,
             ),
         )
 

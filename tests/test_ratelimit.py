@@ -125,7 +125,7 @@ async def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(
     r = await _log_in(client, "target", "the-right-one")
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "locked_out"
-    assert int(r.headers["retry-after"]) == 180  # one failure ages out per 15 min / 5
+    assert int(r.headers["retry-after"]) == 900  # locked for the whole 15 minutes
     assert "set-cookie" not in r.headers
     # The name is matched as the log-in form matches it.
     assert (await _log_in(client, "  TARGET ", "the-right-one")).status_code == 429
@@ -154,8 +154,20 @@ async def test_guessing_while_locked_out_does_not_extend_the_lock_out(
         await _log_in(client, "stubborn", "a-wrong-guess")
     for _ in range(20):
         assert (await _log_in(client, "stubborn", "a-wrong-guess")).status_code == 429
-    clock.advance(180)
+    clock.advance(180)  # not a token at a time: still locked
+    r = await _log_in(client, "stubborn", "the-right-one")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) == 720
+    clock.advance(720)
     assert (await _log_in(client, "stubborn", "the-right-one")).status_code == 200
+
+
+async def test_the_username_and_the_email_share_one_lock_out(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "twofaced", "the-right-one")
+    client.cookies.clear()
+    for login in ("twofaced", "twofaced@example.org") * 2 + ("TwoFaced",):
+        assert (await _log_in(client, login, "a-wrong-guess")).status_code == 401
+    r = await _log_in(client, "twofaced@example.org", "the-right-one")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "locked_out"
 
 
 async def test_a_lock_out_is_per_account_not_per_address(client: httpx.AsyncClient) -> None:

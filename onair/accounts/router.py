@@ -92,15 +92,16 @@ async def signup(body: SignUp, request: Request, response: Response, ctx: Ctx, d
     "/login",
     response_model=UserOut,
     summary="Sign in with username or email",
-    description="Wrong passwords are counted per account: after `login_failures_allowed` of "
-    "them within `login_lockout_minutes`, the account answers 429 `locked_out` (with "
-    "Retry-After) without checking the password, until a failure ages out.",
+    description="Wrong passwords are counted per account (its username and email together): "
+    "after `login_failures_allowed` of them the account is locked for `login_lockout_minutes` "
+    "and answers 429 `locked_out` (with Retry-After) without checking the password.",
 )
 async def login(body: LogIn, request: Request, response: Response, ctx: Ctx, db: Db) -> User:
     ctx.limiters.login.check(client_address(request))
-    # Wrong passwords are counted per account name, so guessing from many addresses still
+    # Wrong passwords are counted per account (both its names), so guessing from many addresses still
     # locks the account; a locked account's password is not even checked.
-    failures, account = ctx.limiters.login_failure, body.login.strip().lower()
+    failures = ctx.limiters.login_failure
+    account = await service.login_key(db, body.login)
     locked_for = failures.peek(account)
     if locked_for > 0:
         raise failures.refusal(locked_for, code="locked_out")

@@ -117,5 +117,15 @@ async def close_session(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Session).where(Session.token_hash == _token_hash(token)))
 
 
+async def login_key(db: AsyncSession, login: str) -> str:
+    """What wrong passwords are counted against: the account, whichever of its names (username
+    or email) is typed; a name that matches no account is counted as itself."""
+    login = login.strip().lower()
+    user_id = await db.scalar(
+        select(User.id).where(or_(User.username == login, User.email == login))
+    )
+    return f"user:{user_id}" if user_id is not None else f"name:{login}"
+
+
 async def user_by_username(db: AsyncSession, username: str) -> User | None:
     return await db.scalar(select(User).where(User.username == username.strip().lower()))
