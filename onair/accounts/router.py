@@ -98,8 +98,8 @@ async def signup(body: SignUp, request: Request, response: Response, ctx: Ctx, d
 )
 async def login(body: LogIn, request: Request, response: Response, ctx: Ctx, db: Db) -> User:
     ctx.limiters.login.check(client_address(request))
-    # Wrong passwords are counted per account (both its names), so guessing from many addresses still
-    # locks the account; a locked account's password is not even checked.
+    # Wrong passwords are counted per account (both its names), so guessing from many
+    # addresses still locks it; a locked account's password is not even checked.
     failures = ctx.limiters.login_failure
     account = await service.login_key(db, body.login)
     locked_for = failures.peek(account)
