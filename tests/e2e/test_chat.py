@@ -85,3 +85,41 @@ def test_listener_and_host_chat_and_markup_stays_text(
     assert host_errors == [] and fan_errors == []
     host_context.close()
     fan_context.close()
+
+
+def test_a_listener_reports_a_show_and_its_host(
+    media_browser: Browser, live_server: LiveServer
+) -> None:
+    base = live_server.url
+    host_context, fan_context = new_context(media_browser), new_context(media_browser)
+    host, fan = host_context.new_page(), fan_context.new_page()
+    sign_up(host, base, "reported_host", "Reported Host")
+    show_id = host.request.post(f"{base}/api/v1/shows", data={"title": "Spammy"}).json()["id"]
+    host.goto(f"{base}/shows/{show_id}")
+    expect(host.get_by_text("Report this show")).to_have_count(0)  # not one's own
+
+    sign_up(fan, base, "reporter", "Reporter")
+    errors = watch_for_errors(fan)
+    fan.goto(f"{base}/shows/{show_id}")
+    box = fan.locator("[data-report]")
+    box.get_by_text("Report this show").click()
+    box.get_by_label("Reason").select_option("spam")
+    box.get_by_label("What happened?").fill("Links to a <b>shop</b> every minute")
+    box.get_by_role("button", name="Send report").click()
+    expect(box.locator("[data-report-done]")).to_contain_text("Thank you")
+
+    fan.goto(f"{base}/users/reported_host")
+    account = fan.locator("[data-report]")
+    account.get_by_text("Report this account").click()
+    account.get_by_label("Reason").select_option("harassment")
+    account.get_by_role("button", name="Send report").click()
+    expect(account.locator("[data-report-done]")).to_contain_text("Thank you")
+
+    mine = fan.request.get(f"{base}/api/v1/reports/mine").json()
+    assert sorted((r["target"], r["reason"]) for r in mine) == [
+        ("show", "spam"),
+        ("user", "harassment"),
+    ]
+    assert errors == []
+    host_context.close()
+    fan_context.close()
