@@ -24,6 +24,7 @@ from onair.moderation.pages import router as moderation_pages
 from onair.moderation.router import router as moderation_router
 from onair.requests.router import router as requests_router
 from onair.rooms.router import router as rooms_router
+from onair.rooms.wire import RoomWire
 from onair.settings import Settings
 from onair.shows.router import router as shows_router
 from onair.stage.router import authorize_voice
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
     app.add_middleware(CrossSiteGuard)
+    app.add_middleware(RoomWire)  # outermost: it must see the server's own send
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)

@@ -20,11 +20,14 @@ from typing import Any
 
 from onair.clock import Clock
 from onair.rooms.reactions import ReactionBursts
+from onair.rooms.wire import Wire, text_frame
 
 log = logging.getLogger("onair.rooms")
 
 HISTORY = 1000
 CLIENT_QUEUE = 256
+MAX_BUFFERED = 512 * 1024
+"""Bytes a connection written straight to may have unsent before it counts as too slow."""
 
 CLOSE_TOO_SLOW = 4408
 CLOSE_REMOVED = 4403
@@ -49,6 +52,11 @@ class RoomEvent:
         """The event as JSON, encoded once however many clients it goes to."""
         return json.dumps(self.as_json(), ensure_ascii=False, separators=(",", ":"))
 
+    @cached_property
+    def wire(self) -> bytes:
+        """The event alone in a frame, as written straight to connections."""
+        return text_frame(("[" + self.text + "]").encode())
+
 
 def frame(events: Iterable[RoomEvent]) -> str:
     """One WebSocket frame: a JSON array of events, joined from their cached encodings."""
@@ -56,8 +64,11 @@ def frame(events: Iterable[RoomEvent]) -> str:
 
 
 class RoomClient:
-    """One connection's bounded send queue and who is behind it.
+    """One connection, who is behind it, and how events reach it.
 
+    Until the connection has had its welcome and catch-up, events wait in a bounded queue;
+    from then on, when the server exposes the connection's transport (`wire`), each event's
+    frame is written straight to it, and more than MAX_BUFFERED unsent bytes make it too slow.
     `closing` is set when the connection must end: it could not keep up (4408), or its user
     was removed, banned or suspended (4403); `close_code` and `close_reason` say which.
     """
@@ -69,6 +80,7 @@ class RoomClient:
         self.user_id = user_id
         self.crew = crew
         self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue(maxsize)
+        self.wire: Wire | None = None
         self.closing = asyncio.Event()
         self.close_code = CLOSE_TOO_SLOW
         self.close_reason = "too slow: reconnect with since"
@@ -79,6 +91,16 @@ class RoomClient:
         return self.crew or not event.crew_only
 
     def offer(self, event: RoomEvent) -> bool:
+        """Sends or queues `event`; False (and closing) when the client cannot keep up."""
+        wire = self.wire
+        if wire is not None:
+            if self.closing.is_set() or wire.is_closing():
+                return False
+            if wire.get_write_buffer_size() > MAX_BUFFERED:
+                self.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
+                return False
+            wire.write(event.wire)
+            return True
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -94,6 +116,7 @@ class RoomClient:
         if not self.closing.is_set():
             self.close_code, self.close_reason = code, reason
             self.closing.set()
+            self.wire = None  # the close frame goes the ordinary way, after what was written
 
     async def next_batch(self, limit: int = 200) -> list[RoomEvent]:
         """Waits for one event, then takes whatever else is queued: one frame, many events."""

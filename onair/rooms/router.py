@@ -23,6 +23,7 @@ from onair.rooms import chat, sanctions
 from onair.rooms.hub import CLOSE_REMOVED, RoomClient, frame
 from onair.rooms.models import MAX_MESSAGE, SanctionKind
 from onair.rooms.reactions import EMOJI
+from onair.rooms.wire import SCOPE_KEY
 from onair.shows import service as shows
 from onair.shows.models import Show
 from onair.stage import crew
@@ -149,7 +150,7 @@ async def _pump(websocket: WebSocket, client: RoomClient, onair: OnAir, show_id:
         done, _ = await asyncio.wait(
             {sender, receiver, closing}, return_when=asyncio.FIRST_COMPLETED
         )
-        if closing in done and sender not in done:
+        if closing in done:
             sender.cancel()
             await websocket.close(code=client.close_code, reason=client.close_reason)
     finally:
@@ -160,7 +161,13 @@ async def _pump(websocket: WebSocket, client: RoomClient, onair: OnAir, show_id:
 
 
 async def _send_batches(websocket: WebSocket, client: RoomClient) -> None:
+    wire = websocket.scope.get(SCOPE_KEY)
     while True:
+        if wire is not None and client.queue.empty():
+            # Caught up: from here on the room writes each event's frame straight to the
+            # connection (nothing can be queued between the check and this line).
+            client.wire = wire
+            await asyncio.get_running_loop().create_future()  # until the pump ends
         await websocket.send_text(frame(await client.next_batch()))
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,3 +113,49 @@ async def test_a_slow_client_is_dropped_and_the_room_goes_on() -> None:
         assert [e.data["text"] for e in await fast.next_batch()] == [str(i)]
     assert slow.closing.is_set() and slow.close_code == 4408
     assert hub.listeners(1) == 1
+
+
+def test_a_caught_up_client_gets_frames_written_straight_to_its_connection(
+    server: RunningServer, show_id: int
+) -> None:
+    with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws") as ws:
+        _frame(ws)
+        _publish(server, show_id, ["ping"])
+        assert _frame(ws)[0]["text"] == "ping"
+        (client,) = _hub(server).room(show_id).clients.values()
+        assert client.wire is not None  # the room writes this client's frames itself
+        _publish(server, show_id, ["é ☃ " + "x" * 70_000])  # a 64-bit length, UTF-8 text
+        assert _frame(ws)[0]["text"] == "é ☃ " + "x" * 70_000
+
+
+def _stalled_socket(server: RunningServer, path: str) -> socket.socket:
+    """A WebSocket client that shakes hands and then never reads again."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_a_reader_that_stops_reading_is_dropped_and_the_others_get_everything(
+    server: RunningServer, show_id: int
+) -> None:
+    big = "x" * 60_000
+    stalled = _stalled_socket(server, f"/api/v1/rooms/{show_id}/ws")
+    with stalled, connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws", max_size=None) as reader:
+        _frame(reader)
+        got = 0
+        for batch in range(60):
+            _publish(server, show_id, [f"{batch}:{i}:{big}" for i in range(10)])
+            while got < (batch + 1) * 10:
+                got += len(_frame(reader))
+            if _hub(server).listeners(show_id) == 1:
+                break
+        assert _hub(server).listeners(show_id) == 1, "the stalled reader was never dropped"
+        assert got == (batch + 1) * 10
