@@ -270,6 +270,9 @@ def serve(
         proxy_headers=True,
         # Listeners' streams never end; without a bound, shutdown would wait for every one.
         timeout_graceful_shutdown=3,
+        # Room events go out as frames built once for everyone (onair/rooms/wire.py), so
+        # compression would only shrink welcomes, at about 38 KiB of memory per connection.
+        ws_per_message_deflate=False,
     )
 
 
