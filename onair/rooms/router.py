@@ -223,6 +223,12 @@ async def _dispatch(
         raise ApiError(400, "unknown_action", f"unknown action {kind[:40]!r}")
     if client.user_id is None:
         raise ApiError(401, "unauthorized", "sign in to take part")
+    # A flood is refused before it costs the database anything.
+    limiter = {"chat.send": onair.limiters.chat, "react": onair.limiters.reaction}.get(kind)
+    if limiter is not None:
+        wait = limiter.peek(f"user:{client.user_id}")
+        if wait > 0:
+            raise limiter.refusal(wait)
     async with onair.sessions() as db:
         user = await db.get(User, client.user_id)
         if user is None or user.barred(onair.clock.now()):

@@ -255,3 +255,23 @@ def test_a_socket_opened_by_another_site_reads_but_acts_as_no_one(
     )
     with same_site as ws:
         assert events(ws)[0]["me"] == {"id": ann.id, "crew": False}
+
+
+def test_a_flood_of_actions_is_refused_and_the_socket_lives_on(
+    server: RunningServer, people: Callable[[str], Person], host: Person, show_id: int
+) -> None:
+    ann = people("ann")
+    with ann.socket(show_id) as ws:
+        events(ws)
+        for i in range(300):
+            send(ws, action="chat.send", text=f"spam {i}", ref=str(i))
+        replies: list[dict[str, Any]] = []
+        while len(replies) < 300:
+            replies += [e for e in events(ws) if e["type"] in ("chat.ack", "error")]
+        acked = [r for r in replies if r["type"] == "chat.ack"]
+        assert 3 <= len(acked) <= 5  # the burst, and what refilled meanwhile
+        assert {r["code"] for r in replies if r["type"] == "error"} == {"rate_limited"}
+        send(ws, action="ping", ref="still here")
+        assert until(ws, "pong")["ref"] == "still here"
+    stored = host.http.get(f"/api/v1/shows/{show_id}/chat?limit=200").json()["messages"]
+    assert len(stored) == len(acked)  # everything acknowledged is kept, nothing else
