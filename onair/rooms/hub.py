@@ -139,6 +139,10 @@ class Room:
     """Monotonic time of each user's last chat message, for slow mode."""
     reactions: dict[str, int] = field(default_factory=dict)
     """Reactions since the last burst was published."""
+    chat_version: int = 0
+    """Counts the public chat events, so a welcome's copy of the chat knows when it is stale."""
+    chat_cache: tuple[int, dict[str, Any]] | None = None
+    """The last 50 messages and the chat settings as of `chat_version`, for welcomes."""
 
     def publish(
         self,
@@ -150,6 +154,8 @@ class Room:
         to_user: int | None = None,
     ) -> RoomEvent:
         self.seq += 1
+        if type_.startswith("chat.") and not crew_only and to_user is None:
+            self.chat_version += 1
         event = RoomEvent(type_, self.seq, self.clock.now().timestamp(), data, crew_only, to_user)
         self.history.append(event)
         if sticky:

@@ -20,7 +20,7 @@ from onair.context import Ctx, Db, OnAir
 from onair.csrf import origin_allowed
 from onair.errors import ApiError, forbidden
 from onair.rooms import chat, sanctions
-from onair.rooms.hub import CLOSE_REMOVED, RoomClient, frame
+from onair.rooms.hub import CLOSE_REMOVED, Room, RoomClient, frame
 from onair.rooms.models import MAX_MESSAGE, SanctionKind
 from onair.rooms.reactions import EMOJI
 from onair.rooms.wire import SCOPE_KEY
@@ -106,8 +106,7 @@ async def _welcome(
         "type": "room.welcome",
         "seq": room.seq,
         "state": list(room.state.values()),
-        "chat": [chat.message_out(m) for m in await chat.history(db, show.id)],
-        "chat_settings": await chat.settings_out(db, show.id),
+        **await _public_chat(db, room, show.id),
         "reactions": list(EMOJI),
         "me": {"id": user.id, "crew": client.crew} if user else None,
     }
@@ -116,6 +115,22 @@ async def _welcome(
             chat.message_out(m) for m in await chat.history(db, show.id, held=True)
         ]
     return welcome
+
+
+async def _public_chat(db: AsyncSession, room: Room, show_id: int) -> dict[str, Any]:
+    """The chat every newcomer gets, read once per change rather than once per join (a room
+    of thousands reconnecting at once would otherwise read it thousands of times)."""
+    cached = room.chat_cache
+    if cached is not None and cached[0] == room.chat_version:
+        return cached[1]
+    version = room.chat_version
+    part = {
+        "chat": [chat.message_out(m) for m in await chat.history(db, show_id)],
+        "chat_settings": await chat.settings_out(db, show_id),
+    }
+    if room.chat_version == version:  # nothing changed while it was read
+        room.chat_cache = (version, part)
+    return part
 
 
 async def _find_show(db: AsyncSession, show_id: int) -> Show | None:

@@ -194,8 +194,12 @@ def test_the_crew_deletes_on_the_socket_and_everyone_sees_it_go(
         events(crew_ws), events(ann_ws)
         send(ann_ws, action="chat.send", text="oops", ref="a")
         sent = until(crew_ws, "chat.message")["message"]
+        with ann.socket(show_id) as newcomer:
+            assert [m["id"] for m in events(newcomer)[0]["chat"]] == [sent["id"]]
         send(crew_ws, action="chat.delete", id=sent["id"], reason="off topic")
         assert until(ann_ws, "chat.deleted")["id"] == sent["id"]
+        with ann.socket(show_id) as newcomer:  # the welcomes' copy of the chat moved on too
+            assert events(newcomer)[0]["chat"] == []
 
 
 def test_reactions_arrive_as_one_burst_per_second(
