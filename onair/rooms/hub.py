@@ -95,7 +95,7 @@ class RoomClient:
         wire = self.wire
         if wire is not None:
             if self.closing.is_set() or wire.is_closing():
-                return False
+                return True  # going anyway: its pump takes it out of the room, quietly
             if wire.get_write_buffer_size() > MAX_BUFFERED:
                 self.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
                 return False
