@@ -1,4 +1,4 @@
-"""discovery: show search, listeners now, genre match, trending hashtags
+"""discovery search: shows, hosts and hashtags searchable, setlists and now playing looked up
 
 Revision ID: 0006
 Revises: 0005
