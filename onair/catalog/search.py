@@ -25,6 +25,11 @@ is a ``LIMIT 20`` that stops after 20 rows. A query with few matches is scored w
 broad one is answered by asking, best first, for each way its words can fall into columns
 (`_Placement`), until the tracks found can no longer be beaten. The vocabulary remembers the
 columns each word has been seen in, so no placement that nothing could fit is asked for.
+
+The same engine serves every other thing found by typing (discovery's shows, hosts, hashtags
+and the catalog's artists): a `SearchIndex` names its tables, columns and weights, and may file
+its documents in `bands` (a show's status), each band a rowid range that FTS5 seeks to, so
+"the best live shows" is one query rather than a filter over every show.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,6 +50,8 @@ from onair.catalog.text import fold
 COLUMNS = ("title", "artists", "album", "genre")
 # A word found in the title counts most, then in the artists, the album, the genre.
 WEIGHTS = {"title": 10, "artists": 6, "album": 3, "genre": 1}
+# A vocabulary mask meaning "every column": what a word not looked up may be in.
+EVERY_COLUMN = 0xFFFF
 # Words shorter than this are not corrected: one edit of a three-letter word is another word.
 TYPO_MIN_LENGTH = 4
 # Words longer than this get no deletion variants: they are rare, and the table would balloon.
@@ -67,6 +74,8 @@ GROUP_LIMIT = 100
 TRACK_ID_BITS = 32
 TRACK_ID_MASK = (1 << TRACK_ID_BITS) - 1
 MAX_TITLE_WORDS = 15
+# Above the title's word count (4 bits), the document's band; tracks have only band 0.
+BAND_SHIFT = TRACK_ID_BITS + 4
 
 _CHUNK = 500
 _TOKEN = re.compile(r"[^\W_]+")
@@ -119,34 +128,102 @@ def _term_variants(term: str) -> set[str]:
 
 
 @dataclass(frozen=True)
-class SearchDocument:
-    """One track's folded words per column, space-separated."""
+class SearchIndex:
+    """One searchable kind of thing: its FTS5 (SQLite) or plain (PostgreSQL) table, whose first
+    column is the one whose length breaks ties, and its own vocabulary of words and variants."""
 
-    track_id: int
-    title: str
-    artists: str
-    album: str
-    genre: str
+    table: str
+    columns: tuple[str, ...]
+    weights: Mapping[str, int]
+    terms: str
+    variants: str
+    # PostgreSQL's key column (SQLite keys the FTS5 rowid).
+    key: str = "id"
+    # Documents are filed in this many bands; one band is searched at a time.
+    bands: int = 1
+
+    def bit(self, column: str) -> int:
+        return 1 << self.columns.index(column)
+
+    @property
+    def all_columns(self) -> int:
+        return (1 << len(self.columns)) - 1
+
+    def rowid(self, doc_id: int, title_words: int, band: int = 0) -> int:
+        if not 0 < doc_id <= TRACK_ID_MASK:
+            raise ValueError(f"id {doc_id} does not fit the {self.table} index")
+        if not 0 <= band < self.bands:
+            raise ValueError(f"band {band} is not one of {self.table}'s {self.bands}")
+        return band << BAND_SHIFT | min(title_words, MAX_TITLE_WORDS) << TRACK_ID_BITS | doc_id
+
+    def rowids(self, doc_id: int) -> list[int]:
+        """Every rowid `doc_id` could be filed under: what to delete without reading first."""
+        return [
+            self.rowid(doc_id, n, band)
+            for band in range(self.bands)
+            for n in range(MAX_TITLE_WORDS + 1)
+        ]
+
+    def band_range(self, band: int) -> tuple[int, int]:
+        return band << BAND_SHIFT, (band + 1) << BAND_SHIFT
+
+
+TRACKS = SearchIndex(
+    "track_search", COLUMNS, WEIGHTS, "search_terms", "search_term_variants", key="track_id"
+)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One thing's folded words per column of its index, space-separated, in a band."""
+
+    doc_id: int
+    values: tuple[str, ...]
+    band: int = 0
 
     def terms(self) -> dict[str, int]:
-        """Each word and the columns it is in, as a bit mask (`column_bit`)."""
+        """Each word and the columns it is in, as a bit mask (column i is bit i)."""
         found: dict[str, int] = {}
-        for column in COLUMNS:
-            bit = column_bit(column)
-            for term in getattr(self, column).split():
-                found[term] = found.get(term, 0) | bit
+        for i, value in enumerate(self.values):
+            for term in value.split():
+                found[term] = found.get(term, 0) | 1 << i
         return found
+
+    def rowid(self, index: SearchIndex) -> int:
+        return index.rowid(self.doc_id, len(self.values[0].split()), self.band)
+
+
+def document(doc_id: int, *values: str | Iterable[str], band: int = 0) -> Document:
+    """A document from raw text: each value (or list of values) folded into its words."""
+    return Document(
+        doc_id,
+        tuple(" ".join(tokens(v if isinstance(v, str) else " ".join(v))) for v in values),
+        band,
+    )
+
+
+@dataclass(frozen=True)
+class SearchDocument(Document):
+    """One track's folded words per column (title, artists, album, genre)."""
+
+    @property
+    def track_id(self) -> int:
+        return self.doc_id
+
+    @property
+    def title(self) -> str:
+        return self.values[0]
 
     @property
     def fts_rowid(self) -> int:
-        return fts_rowid(self.track_id, len(self.title.split()))
+        return self.rowid(TRACKS)
 
 
 def column_bit(column: str) -> int:
-    return 1 << COLUMNS.index(column)
+    return TRACKS.bit(column)
 
 
-ALL_COLUMNS = (1 << len(COLUMNS)) - 1
+ALL_COLUMNS = TRACKS.all_columns
 
 
 def _merge_terms(into: dict[str, int], terms: dict[str, int]) -> None:
@@ -155,26 +232,19 @@ def _merge_terms(into: dict[str, int], terms: dict[str, int]) -> None:
 
 
 def fts_rowid(track_id: int, title_words: int) -> int:
-    if not 0 < track_id <= TRACK_ID_MASK:
-        raise ValueError(f"track id {track_id} does not fit the search index")
-    return min(title_words, MAX_TITLE_WORDS) << TRACK_ID_BITS | track_id
+    return TRACKS.rowid(track_id, title_words)
 
 
 def fts_rowids(track_id: int) -> list[int]:
     """Every rowid `track_id` could be filed under: what to delete without reading first."""
-    return [fts_rowid(track_id, n) for n in range(MAX_TITLE_WORDS + 1)]
+    return TRACKS.rowids(track_id)
 
 
 def make_document(
     track_id: int, title: str, artists: Iterable[str], album: str | None, genres: Iterable[str]
 ) -> SearchDocument:
-    return SearchDocument(
-        track_id=track_id,
-        title=" ".join(tokens(title)),
-        artists=" ".join(tokens(" ".join(artists))),
-        album=" ".join(tokens(album or "")),
-        genre=" ".join(tokens(" ".join(genres))),
-    )
+    d = document(track_id, title, artists, album or "", genres)
+    return SearchDocument(d.doc_id, d.values)
 
 
 def document_for(track: Track) -> SearchDocument:
@@ -214,26 +284,32 @@ async def index_tracks(db: AsyncSession, tracks: Sequence[Track]) -> None:
 
 
 async def write_documents(
-    db: AsyncSession, documents: Sequence[SearchDocument], *, replace: bool = True
+    db: AsyncSession,
+    documents: Sequence[Document],
+    *,
+    replace: bool = True,
+    index: SearchIndex = TRACKS,
 ) -> None:
     """Store `documents` and their words; `replace=False` skips deleting what cannot be there."""
     if not documents:
         return
     if replace:
-        await remove_tracks(db, [d.track_id for d in documents])
-    await _store_documents(db, documents, _is_sqlite(db))
+        await remove_documents(db, index, [d.doc_id for d in documents])
+    await _store_documents(db, index, documents, _is_sqlite(db))
     terms: dict[str, int] = {}
     for d in documents:
         _merge_terms(terms, d.terms())
-    await _add_terms(db, terms)
+    await _add_terms(db, index, terms)
 
 
-def _pg_document(d: SearchDocument) -> str:
+def _pg_document(d: Document) -> str:
     # Padded with spaces so that " word " and " prefix" are LIKE patterns for whole words.
-    return f" {d.title} | {d.artists} | {d.album} | {d.genre} "
+    return " " + " | ".join(d.values) + " "
 
 
-async def _add_terms(db: AsyncSession, terms: dict[str, int], *, known: bool = True) -> None:
+async def _add_terms(
+    db: AsyncSession, index: SearchIndex, terms: dict[str, int], *, known: bool = True
+) -> None:
     """Adds the new words among `terms` to the vocabulary, with their deletion variants, and
     notes new columns of known ones. `known=False`: the vocabulary is empty, skip looking."""
     new: list[str] = []
@@ -243,7 +319,7 @@ async def _add_terms(db: AsyncSession, terms: dict[str, int], *, known: bool = T
             new.extend(chunk)
             continue
         placeholders, params = _in_list("t", chunk)
-        sql = f"SELECT term, columns FROM search_terms WHERE term IN ({placeholders})"
+        sql = f"SELECT term, columns FROM {index.terms} WHERE term IN ({placeholders})"
         found: dict[str, int] = {t: c for t, c in await db.execute(text(sql), params)}
         for term in chunk:
             if term not in found:
@@ -251,18 +327,18 @@ async def _add_terms(db: AsyncSession, terms: dict[str, int], *, known: bool = T
             elif terms[term] & ~found[term]:
                 grown.append({"term": term, "columns": terms[term] | found[term]})
     if grown:
-        sql = "UPDATE search_terms SET columns = :columns WHERE term = :term"
+        sql = f"UPDATE {index.terms} SET columns = :columns WHERE term = :term"
         await db.execute(text(sql), grown)
     ignore = _insert_ignoring_duplicates(db)
     for chunk in _chunks(new, 5000):
         await db.execute(
-            text(ignore("search_terms (term, columns) VALUES (:term, :columns)")),
+            text(ignore(f"{index.terms} (term, columns) VALUES (:term, :columns)")),
             [{"term": t, "columns": terms[t]} for t in chunk],
         )
         variants = [{"variant": v, "term": t} for t in chunk for v in _term_variants(t)]
         if variants:
             await db.execute(
-                text(ignore("search_term_variants (variant, term) VALUES (:variant, :term)")),
+                text(ignore(f"{index.variants} (variant, term) VALUES (:variant, :term)")),
                 variants,
             )
 
@@ -275,18 +351,49 @@ def _insert_ignoring_duplicates(db: AsyncSession) -> Callable[[str], str]:
 
 async def remove_tracks(db: AsyncSession, track_ids: Iterable[int]) -> None:
     """Drop tracks from the index (their words stay in the vocabulary until a rebuild)."""
-    ids = list(track_ids)
+    await remove_documents(db, TRACKS, track_ids)
+
+
+async def remove_documents(db: AsyncSession, index: SearchIndex, doc_ids: Iterable[int]) -> None:
+    """Drop documents from `index` (their words stay in the vocabulary until a rebuild)."""
+    ids = list(doc_ids)
     if not ids:
         return
     if not _is_sqlite(db):
         await db.execute(
-            text("DELETE FROM track_search WHERE track_id = :id"), [{"id": i} for i in ids]
+            text(f"DELETE FROM {index.table} WHERE {index.key} = :id"), [{"id": i} for i in ids]
         )
         return
-    rowids = [r for i in ids for r in fts_rowids(i)]
+    rowids = [r for i in ids for r in index.rowids(i)]
     for chunk in _chunks(rowids):
         placeholders, params = _in_list("r", chunk)
-        await db.execute(text(f"DELETE FROM track_search WHERE rowid IN ({placeholders})"), params)
+        await db.execute(text(f"DELETE FROM {index.table} WHERE rowid IN ({placeholders})"), params)
+
+
+async def clear_index(db: AsyncSession, index: SearchIndex) -> None:
+    """Empty `index` and its vocabulary, to be filled again with `fill_index`."""
+    for table in (index.table, index.variants, index.terms):
+        await db.execute(text(f"DELETE FROM {table}"))
+
+
+async def fill_index(
+    db: AsyncSession, index: SearchIndex, batches: AsyncIterator[Sequence[Document]]
+) -> int:
+    """Index every document of `batches` into an emptied `index` (see `clear_index`), the
+    vocabulary written once at the end; returns how many. The caller commits."""
+    sqlite = _is_sqlite(db)
+    terms: dict[str, int] = {}
+    done = 0
+    async for documents in batches:
+        await _store_documents(db, index, documents, sqlite)
+        for d in documents:
+            _merge_terms(terms, d.terms())
+        done += len(documents)
+    await _add_terms(db, index, terms, known=False)
+    if sqlite:
+        # One b-tree instead of hundreds of incremental segments: far fewer pages per query.
+        await db.execute(text(f"INSERT INTO {index.table} ({index.table}) VALUES ('optimize')"))
+    return done
 
 
 async def rebuild_index(
@@ -297,63 +404,47 @@ async def rebuild_index(
 ) -> int:
     """Index every track from scratch (after a bulk load, or to drop stale words); returns the
     number of tracks indexed. The caller commits."""
-    sqlite = _is_sqlite(db)
-    for table in ("track_search", "search_term_variants", "search_terms"):
-        await db.execute(text(f"DELETE FROM {table}"))
+    await clear_index(db, TRACKS)
     total = int(await db.scalar(text("SELECT count(*) FROM tracks")) or 0)
-    terms: dict[str, int] = {}
-    done = 0
-    last_id = 0
-    while True:
-        documents = await _load_documents(db, last_id, batch)
-        if not documents:
-            break
-        await _store_documents(db, documents, sqlite)
-        for d in documents:
-            _merge_terms(terms, d.terms())
-        last_id = documents[-1].track_id
-        done += len(documents)
-        if on_progress:
-            on_progress(done, total)
-    await _add_terms(db, terms, known=False)
-    if sqlite:
-        # One b-tree instead of hundreds of incremental segments: far fewer pages per query.
-        await db.execute(text("INSERT INTO track_search (track_search) VALUES ('optimize')"))
-    return done
+
+    async def batches() -> AsyncIterator[Sequence[Document]]:
+        done = 0
+        last_id = 0
+        while documents := await _load_documents(db, last_id, batch):
+            yield documents
+            last_id = documents[-1].doc_id
+            done += len(documents)
+            if on_progress:
+                on_progress(done, total)
+
+    return await fill_index(db, TRACKS, batches())
 
 
 async def _store_documents(
-    db: AsyncSession, documents: Sequence[SearchDocument], sqlite: bool
+    db: AsyncSession, index: SearchIndex, documents: Sequence[Document], sqlite: bool
 ) -> None:
-    rows = [
-        {
-            "id": d.fts_rowid if sqlite else d.track_id,
-            "title": d.title,
-            "artists": d.artists,
-            "album": d.album,
-            "genre": d.genre,
-        }
-        for d in documents
-    ]
+    names = ", ".join(index.columns)
+    values = ", ".join(f":c{i}" for i in range(len(index.columns)))
+    rows: list[dict[str, object]] = []
+    for d in documents:
+        row: dict[str, object] = {f"c{i}": v for i, v in enumerate(d.values)}
+        row["id"] = d.rowid(index) if sqlite else d.doc_id
+        if not sqlite:
+            row["document"] = _pg_document(d)
+            row["band"] = d.band
+        rows.append(row)
     if sqlite:
-        await db.execute(
-            text(
-                "INSERT INTO track_search (rowid, title, artists, album, genre)"
-                " VALUES (:id, :title, :artists, :album, :genre)"
-            ),
-            rows,
+        sql = f"INSERT INTO {index.table} (rowid, {names}) VALUES (:id, {values})"
+    else:
+        band = (", band", ", :band") if index.bands > 1 else ("", "")
+        sql = (
+            f"INSERT INTO {index.table} ({index.key}, {names}, document{band[0]})"
+            f" VALUES (:id, {values}, :document{band[1]})"
         )
-        return
-    await db.execute(
-        text(
-            "INSERT INTO track_search (track_id, title, artists, album, genre, document)"
-            " VALUES (:id, :title, :artists, :album, :genre, :document)"
-        ),
-        [{**r, "document": _pg_document(d)} for r, d in zip(rows, documents, strict=True)],
-    )
+    await db.execute(text(sql), rows)
 
 
-async def _load_documents(db: AsyncSession, after_id: int, batch: int) -> list[SearchDocument]:
+async def _load_documents(db: AsyncSession, after_id: int, batch: int) -> list[Document]:
     rows = (
         await db.execute(
             text(
@@ -406,8 +497,8 @@ class _Kind:
     # of every such word before it can answer `"night" *`, 6 ms for a common word at a million
     # tracks; an OR of the words themselves is answered lazily.
     completions: tuple[str, ...] | None = None
-    # The columns (`column_bit`) any of those words has ever been seen in.
-    columns: int = ALL_COLUMNS
+    # The columns (`SearchIndex.bit`) any of those words has ever been seen in.
+    columns: int = EVERY_COLUMN
 
     def fts(self) -> str:
         words = sorted(self.whole)
@@ -431,8 +522,8 @@ class _Vocabulary:
     # Indexed words beginning with the query word (None: too many to list, or not looked up).
     completions: tuple[str, ...] | None = None
     # Columns the word itself, its completions and its corrections have been seen in.
-    whole_columns: int = ALL_COLUMNS
-    prefix_columns: int = ALL_COLUMNS
+    whole_columns: int = EVERY_COLUMN
+    prefix_columns: int = EVERY_COLUMN
     neighbour_columns: int = 0
 
 
@@ -492,19 +583,19 @@ class _Placement:
         return " AND ".join(f"{column} : {kind.fts()}" for column, kind in self.parts)
 
 
-def _options(word: _Word) -> list[tuple[int, str, _Kind]]:
+def _options(word: _Word, index: SearchIndex) -> list[tuple[int, str, _Kind]]:
     options = [
-        (WEIGHTS[c] * k.factor, c, k)
-        for c in COLUMNS
+        (index.weights[c] * k.factor, c, k)
+        for c in index.columns
         for k in word.kinds()
-        if k.columns & column_bit(c)
+        if k.columns & index.bit(c)
     ]
     return sorted(options, key=lambda o: -o[0])
 
 
-def _placements(words: Sequence[_Word]) -> Iterator[_Placement]:
+def _placements(words: Sequence[_Word], search_index: SearchIndex) -> Iterator[_Placement]:
     """Every placement of the words in columns, best score first (a lazy walk of the product)."""
-    options = [_options(w) for w in words]
+    options = [_options(w, search_index) for w in words]
 
     def placement(index: tuple[int, ...]) -> _Placement:
         chosen = [options[w][i] for w, i in enumerate(index)]
@@ -529,7 +620,7 @@ class _Scorer:
     word, the value of the best (column, kind) it matches. Matching is a regular expression per
     kind, so scoring a few hundred candidates stays well under a millisecond."""
 
-    def __init__(self, words: Sequence[_Word]) -> None:
+    def __init__(self, words: Sequence[_Word], index: SearchIndex) -> None:
         self._words: list[list[tuple[int, int, re.Pattern[str]]]] = []
         for word in words:
             options = []
@@ -540,8 +631,8 @@ class _Scorer:
                 if not alternatives:
                     continue
                 pattern = re.compile("(?:^| )(?:" + "|".join(alternatives) + ")")
-                for i, column in enumerate(COLUMNS):
-                    options.append((WEIGHTS[column] * kind.factor, i, pattern))
+                for i, column in enumerate(index.columns):
+                    options.append((index.weights[column] * kind.factor, i, pattern))
             options.sort(key=lambda o: -o[0])
             self._words.append(options)
 
@@ -563,19 +654,36 @@ async def search_track_ids(
     db: AsyncSession, query: str, *, limit: int = 20, offset: int = 0
 ) -> list[int]:
     """Track ids matching every word of `query`, best first."""
+    return await search_ids(db, TRACKS, query, limit=limit, offset=offset)
+
+
+async def search_ids(
+    db: AsyncSession,
+    index: SearchIndex,
+    query: str,
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    band: int | None = None,
+) -> list[int]:
+    """Ids of the documents of `index` (of one band, when it has several) matching every word
+    of `query`, best first."""
     typed = tokens(query)[:MAX_QUERY_WORDS]
     if not typed or limit <= 0:
         return []
+    if band is None and index.bands > 1:
+        raise ValueError(f"{index.table} is searched one band at a time")
+    at = _Band(index, band or 0)
     last = len(typed) - 1
     # Every word matches as a prefix, so "dan sug" finds "Dance of the Sugar Plum Fairy"; a lone
     # letter only at the end, where it is the word being typed.
     words = [_Word(w, prefix=len(w) > 1 or i == last, last=i == last) for i, w in enumerate(typed)]
-    words = [replace(w, vocabulary=await _look_up(db, w)) for w in words]
+    words = [replace(w, vocabulary=await _look_up(db, index, w)) for w in words]
     wanted = offset + limit
-    found = await _run_tier(db, words, wanted)
+    found = await _run_tier(db, at, words, wanted)
     if len(found) < wanted:
-        for tier in await _typo_tiers(db, words):
-            more = await _run_tier(db, tier, wanted + len(found))
+        for tier in await _typo_tiers(db, index, words):
+            more = await _run_tier(db, at, tier, wanted + len(found))
             seen = set(found)
             found.extend(i for i in more if i not in seen)
             if len(found) >= wanted:
@@ -583,9 +691,29 @@ async def search_track_ids(
     return found[offset:wanted]
 
 
-async def _typo_tiers(db: AsyncSession, words: list[_Word]) -> list[list[_Word]]:
+@dataclass(frozen=True)
+class _Band:
+    """Where a query looks: one band of one index."""
+
+    index: SearchIndex
+    band: int
+
+    def fts_range(self) -> tuple[str, dict[str, object]]:
+        if self.index.bands == 1:
+            return "", {}
+        lo, hi = self.index.band_range(self.band)
+        return " AND rowid >= :lo AND rowid < :hi", {"lo": lo, "hi": hi}
+
+
+async def _typo_tiers(
+    db: AsyncSession, index: SearchIndex, words: list[_Word]
+) -> list[list[_Word]]:
     """The queries widened for typos: the words that match nothing first, then every word."""
-    found = {w.text: await _neighbours(db, w.text) for w in words if len(w.text) >= TYPO_MIN_LENGTH}
+    found = {
+        w.text: await _neighbours(db, index, w.text)
+        for w in words
+        if len(w.text) >= TYPO_MIN_LENGTH
+    }
     if not any(neighbours for neighbours, _ in found.values()):
         return []
 
@@ -601,12 +729,12 @@ async def _typo_tiers(db: AsyncSession, words: list[_Word]) -> list[list[_Word]]
     return tiers
 
 
-async def _look_up(db: AsyncSession, word: _Word) -> _Vocabulary:
+async def _look_up(db: AsyncSession, index: SearchIndex, word: _Word) -> _Vocabulary:
     """The columns `word` has been seen in and, for a prefix, the indexed words it begins
     when they are few. Prefixes of up to PREFIX_INDEX_MAX letters have their own FTS5 index."""
     if not word.prefix or len(word.text) <= 2:
         # One or two letters begin too many words to list or to read the columns of.
-        sql = "SELECT columns FROM search_terms WHERE term = :w"
+        sql = f"SELECT columns FROM {index.terms} WHERE term = :w"
         columns = await db.scalar(text(sql), {"w": word.text})
         return _Vocabulary(whole_columns=columns or 0)
     # A byte-order range is what the primary key (SQLite) or the text_pattern_ops index
@@ -619,7 +747,7 @@ async def _look_up(db: AsyncSession, word: _Word) -> _Vocabulary:
     # A prefix with its own FTS5 index needs no list, only the columns of its words: read
     # them if there are a few hundred at most, else take every column.
     many = MAX_COMPLETIONS if len(word.text) > PREFIX_INDEX_MAX else 4 * MAX_COMPLETIONS
-    sql = f"SELECT term, columns FROM search_terms WHERE {where} ORDER BY term LIMIT :n"
+    sql = f"SELECT term, columns FROM {index.terms} WHERE {where} ORDER BY term LIMIT :n"
     params = {"start": start, "stop": stop, "n": many + 1}
     rows: list[tuple[str, int]] = [(t, c) for t, c in await db.execute(text(sql), params)]
     whole = next((c for t, c in rows if t == word.text), 0)
@@ -632,14 +760,16 @@ async def _look_up(db: AsyncSession, word: _Word) -> _Vocabulary:
     return _Vocabulary(completions, whole_columns=whole, prefix_columns=prefix_columns)
 
 
-async def _neighbours(db: AsyncSession, word: str) -> tuple[tuple[str, ...], int]:
+async def _neighbours(
+    db: AsyncSession, index: SearchIndex, word: str
+) -> tuple[tuple[str, ...], int]:
     """The indexed words within one edit of `word` (other than `word` itself) and the columns
     they have been seen in."""
     variants = sorted({word} | deletion_variants(word))
     placeholders, params = _in_list("v", variants)
     sql = (
-        "SELECT DISTINCT t.term, t.columns FROM search_term_variants v"
-        f" JOIN search_terms t ON t.term = v.term WHERE v.variant IN ({placeholders})"
+        f"SELECT DISTINCT t.term, t.columns FROM {index.variants} v"
+        f" JOIN {index.terms} t ON t.term = v.term WHERE v.variant IN ({placeholders})"
     )
     rows = await db.execute(text(sql), params)
     close = [(t, c) for t, c in rows if t != word and within_one_edit(word, t)]
@@ -651,33 +781,40 @@ async def _neighbours(db: AsyncSession, word: str) -> tuple[tuple[str, ...], int
     return tuple(t for t, _ in close[:MAX_NEIGHBOURS]), columns
 
 
-async def _run_tier(db: AsyncSession, words: list[_Word], wanted: int) -> list[int]:
+async def _run_tier(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
     if _is_sqlite(db):
-        return await _run_fts(db, words, wanted)
-    return await _run_like(db, words, wanted)
+        return await _run_fts(db, at, words, wanted)
+    return await _run_like(db, at, words, wanted)
 
 
-_FTS_ROW = "rowid, title, artists, album, genre FROM track_search WHERE track_search MATCH"
-
-
-async def _run_fts(db: AsyncSession, words: list[_Word], wanted: int) -> list[int]:
-    rows = await _fts_rows(db, _match_anywhere(words), SCORE_ALL_BELOW)
-    score = _Scorer(words)
+async def _run_fts(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
+    rows = await _fts_rows(db, at, _match_anywhere(words), SCORE_ALL_BELOW)
+    score = _Scorer(words, at.index)
     scores = {row[0]: score(row[1:]) for row in rows}
     if len(rows) >= SCORE_ALL_BELOW:
         # Too many to score them all; the first ones stay in as candidates.
-        await _best_placements(db, words, wanted, score, scores)
+        await _best_placements(db, at, words, wanted, score, scores)
     ranked = sorted(scores, key=lambda rowid: (-scores[rowid], rowid))
     return [rowid & TRACK_ID_MASK for rowid in ranked[:wanted]]
 
 
-async def _fts_rows(db: AsyncSession, match: str, limit: int) -> Sequence[Any]:
-    sql = f"SELECT {_FTS_ROW} :q LIMIT :n"
-    return (await db.execute(text(sql), {"q": match, "n": limit})).all()
+async def _fts_rows(db: AsyncSession, at: _Band, match: str, limit: int) -> Sequence[Any]:
+    table = at.index.table
+    band, params = at.fts_range()
+    sql = (
+        f"SELECT rowid, {', '.join(at.index.columns)} FROM {table}"
+        f" WHERE {table} MATCH :q{band} LIMIT :n"
+    )
+    return (await db.execute(text(sql), {"q": match, "n": limit, **params})).all()
 
 
 async def _best_placements(
-    db: AsyncSession, words: list[_Word], wanted: int, score: _Scorer, scores: dict[int, int]
+    db: AsyncSession,
+    at: _Band,
+    words: list[_Word],
+    wanted: int,
+    score: _Scorer,
+    scores: dict[int, int],
 ) -> None:
     """Adds to `scores` enough tracks to hold the best `wanted`, asking placements best first.
 
@@ -690,7 +827,7 @@ async def _best_placements(
     shares the last word's column and kind, with the other words anywhere: when the group's
     matches are few, one scan returns them all and settles every placement in it.
     """
-    placements = list(itertools.islice(_placements(words), MAX_PLACEMENTS))
+    placements = list(itertools.islice(_placements(words, at.index), MAX_PLACEMENTS))
     done: set[int] = set()
     open_groups: set[tuple[str, _Kind]] = set()
     for i, placement in enumerate(placements):
@@ -701,7 +838,7 @@ async def _best_placements(
             last_column, last_kind = group
             anywhere = [w.fts() for w in words[:-1]]
             match = " AND ".join([*anywhere, f"{last_column} : {last_kind.fts()}"])
-            rows = await _fts_rows(db, match, GROUP_LIMIT)
+            rows = await _fts_rows(db, at, match, GROUP_LIMIT)
             for rowid, *columns in rows:
                 scores[rowid] = max(scores.get(rowid, 0), score(columns))
             if len(rows) < GROUP_LIMIT:
@@ -709,7 +846,7 @@ async def _best_placements(
             else:
                 open_groups.add(group)
         if i not in done:
-            for rowid, *columns in await _fts_rows(db, placement.fts(), wanted):
+            for rowid, *columns in await _fts_rows(db, at, placement.fts(), wanted):
                 found = max(placement.score, score(columns))
                 scores[rowid] = max(scores.get(rowid, 0), found)
             done.add(i)
@@ -718,8 +855,9 @@ async def _best_placements(
             return
 
 
-async def _run_like(db: AsyncSession, words: list[_Word], wanted: int) -> list[int]:
-    """The portable tier: every word must be in the document; the score is `_score`'s."""
+async def _run_like(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
+    """The portable tier: every word must be in the document; the score is `_Scorer`'s."""
+    index = at.index
     params: dict[str, object] = {"n": wanted}
     conditions: list[str] = []
     word_scores: list[str] = []
@@ -734,16 +872,20 @@ async def _run_like(db: AsyncSession, words: list[_Word], wanted: int) -> list[i
                 name = f"p{i}_{j}_{k}"
                 params[name] = pattern
                 anywhere.append(f"document LIKE :{name}")
-                for column in COLUMNS:
-                    weight = WEIGHTS[column] * kind.factor
+                for column in index.columns:
+                    weight = index.weights[column] * kind.factor
                     matched = f"' ' || {column} || ' ' LIKE :{name}"
                     values.append(f"CASE WHEN {matched} THEN {weight} ELSE 0 END")
         conditions.append("(" + " OR ".join(anywhere) + ")")
         word_scores.append(f"GREATEST({', '.join(values)})" if len(values) > 1 else values[0])
-    title_words = "length(title) - length(replace(title, ' ', ''))"
+    if index.bands > 1:
+        conditions.append("band = :band")
+        params["band"] = at.band
+    first = index.columns[0]
+    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
     sql = (
-        "SELECT track_id FROM track_search WHERE "
+        f"SELECT {index.key} FROM {index.table} WHERE "
         + " AND ".join(conditions)
-        + f" ORDER BY ({' + '.join(word_scores)}) DESC, {title_words}, track_id LIMIT :n"
+        + f" ORDER BY ({' + '.join(word_scores)}) DESC, {title_words}, {index.key} LIMIT :n"
     )
     return list((await db.scalars(text(sql), params)).all())
