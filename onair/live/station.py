@@ -24,6 +24,7 @@ from onair.media.feed import ProgramFeed, StationInfo
 from onair.media.webrtc import GoneReason, ShowMedia, VoiceLink
 from onair.rooms.hub import RoomHub
 from onair.royalties import service as play_log
+from onair.shows.browse import service as browse
 from onair.shows.models import QueueItem, QueueState, Show
 from onair.stage.service import Stage, user_of_voice
 from onair.studio.deck import (
@@ -40,6 +41,8 @@ from onair.studio.studio import Studio
 log = logging.getLogger("onair.live")
 
 PROGRESS_EVERY_S = 10.0
+LISTENERS_EVERY_S = 5.0
+"""The show's listener count is written when it changes, at most this often."""
 
 
 def heard_title(track: DeckTrack) -> str:
@@ -54,6 +57,9 @@ class _Play:
     started: float
     listener_seconds: float = 0.0
     peak: int = 0
+    genre_ids: tuple[int, ...] = ()
+    credited: float = 0.0
+    """Seconds of this play already credited to the show's genre time."""
 
 
 @dataclass
@@ -81,6 +87,8 @@ class LiveShow:
     _plays: dict[DeckTrack, _Play] = field(init=False, default_factory=dict)
     _started_items: set[int] = field(init=False, default_factory=set)
     _autodj: AutoDj = field(init=False)
+    _listeners_saved: int = field(init=False, default=-1)
+    _listeners_saved_at: float = field(init=False, default=-math.inf)
 
     async def start(self) -> None:
         async with self.sessions() as db:
@@ -137,6 +145,7 @@ class LiveShow:
             await self._finish_play(
                 track, play, now - play.started, skipped=False, reason="show ended"
             )
+        await self._save_listeners(0)
         self.studio.close()
         self.feed.close()
         log.info("studio stopped show=%s", self.show_id)
@@ -277,7 +286,8 @@ class LiveShow:
                 listeners=listeners,
                 auto_dj=event.auto_dj,
             )
-        self._plays[track] = _Play(play_id, heard_at, peak=listeners)
+            genre_ids = await browse.track_genre_ids(db, track.track_id)
+        self._plays[track] = _Play(play_id, heard_at, peak=listeners, genre_ids=genre_ids)
         self.rooms.publish(
             self.show_id,
             "now_playing",
@@ -305,6 +315,7 @@ class LiveShow:
                 skipped=skipped,
                 end_reason=reason or ("skipped" if skipped else "finished"),
             )
+            await self._credit(db, play, seconds)
         if track.queue_item_id is not None:
             await self._set_item_state(
                 track.queue_item_id, QueueState.skipped if skipped else QueueState.played
@@ -329,6 +340,10 @@ class LiveShow:
                 play.listener_seconds += listeners * (now - last)
                 play.peak = max(play.peak, listeners)
             last = now
+            if listeners != self._listeners_saved and (
+                now - self._listeners_saved_at >= LISTENERS_EVERY_S
+            ):
+                await self._save_listeners(listeners)
             if now - last_save >= PROGRESS_EVERY_S:
                 last_save = now
                 await self._save_progress()
@@ -344,6 +359,24 @@ class LiveShow:
                     listener_seconds=play.listener_seconds,
                     peak_listeners=play.peak,
                 )
+                await self._credit(db, play, wall - play.started)
+
+    async def _credit(self, db: AsyncSession, play: _Play, seconds: float) -> None:
+        """Brings the show's genre time up to `seconds` of this play (browse's genre match)."""
+        seconds = max(0.0, seconds)
+        delta, play.credited = seconds - play.credited, seconds  # before the await: no double
+        await browse.credit_play(db, self.show_id, play.genre_ids, delta)
+
+    async def _save_listeners(self, listeners: int) -> None:
+        """Puts the count on the show's row, where lists order live shows by it."""
+        try:
+            async with self.sessions() as db:
+                await browse.save_listeners(db, self.show_id, listeners)
+        except Exception:
+            log.exception("could not save listeners show=%s", self.show_id)
+            return
+        self._listeners_saved = listeners
+        self._listeners_saved_at = time.monotonic()
 
 
 def _track_json(track: DeckTrack, *, artwork: bool = False) -> dict[str, Any]:

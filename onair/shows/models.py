@@ -3,12 +3,13 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from onair.accounts.models import User
 from onair.catalog.models import Genre, Track
 from onair.db.base import Base, UTCDateTime
+from onair.shows.browse.models import ShowGenreSeconds
 
 
 class ShowStatus(enum.StrEnum):
@@ -36,6 +37,8 @@ class ShowHashtag(Base):
 
 class Show(Base):
     __tablename__ = "shows"
+    # Live shows are listed and paged by how many listen now.
+    __table_args__ = (Index("ix_shows_status_listeners_now", "status", "listeners_now"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -51,11 +54,21 @@ class Show(Base):
     cover_path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Written by the show's studio when the count changes (at most every few seconds), so the
+    # database orders live shows by listeners whichever node runs the studio; 0 once ended.
+    listeners_now: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    listeners_peak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    played_seconds: Mapped[float] = mapped_column(
+        Float, default=0.0, server_default="0", doc="Music played so far, all genres."
+    )
 
     host: Mapped[User] = relationship(lazy="joined")
     genre: Mapped[Genre | None] = relationship(lazy="joined")
     hashtag_rows: Mapped[list[ShowHashtag]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by=ShowHashtag.position
+    )
+    genre_seconds: Mapped[list[ShowGenreSeconds]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property

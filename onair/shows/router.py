@@ -18,6 +18,8 @@ from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db, OnAir
 from onair.errors import ApiError, not_found
 from onair.shows import service
+from onair.shows.browse.schemas import GenreMatchOut
+from onair.shows.browse.service import genre_match
 from onair.shows.covers import save_cover
 from onair.shows.models import QueueItem, Show, ShowStatus
 from onair.stage import crew
@@ -100,6 +102,15 @@ class ShowOut(BaseModel):
     host: PublicUser
     cover_url: str | None
     now_playing: NowPlayingOut | None = None
+    listeners: int | None = Field(
+        default=None, description="Listening now (live shows; updated every few seconds)."
+    )
+    listeners_peak: int | None = Field(
+        default=None, description="The most listening at once (shows that went on air)."
+    )
+    genre_match: GenreMatchOut | None = Field(
+        default=None, description="How well what it played matches its genre (once on air)."
+    )
 
     @classmethod
     def of(cls, show: Show, now_playing: NowPlayingOut | None = None) -> ShowOut:
@@ -116,6 +127,9 @@ class ShowOut(BaseModel):
             host=PublicUser.model_validate(show.host),
             cover_url=_cover_url(show),
             now_playing=now_playing,
+            listeners=show.listeners_now if show.status is ShowStatus.live else None,
+            listeners_peak=show.listeners_peak if show.status is not ShowStatus.scheduled else None,
+            genre_match=GenreMatchOut.of(match) if (match := genre_match(show)) else None,
         )
 
 
@@ -166,13 +180,41 @@ async def list_shows(
         Literal["live", "upcoming", "recent"] | None,
         Query(description="live now; upcoming, soonest first; recent, latest ended first"),
     ] = None,
-    genre: Annotated[str | None, Query(max_length=64)] = None,
+    genre: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Shows that claim the genre or mostly play it, those that really play "
+            "it first (unless sort says otherwise).",
+        ),
+    ] = None,
     host: Annotated[str | None, Query(max_length=32, description="A host's username.")] = None,
+    hashtag: Annotated[
+        str | None, Query(max_length=65, description="Shows carrying the hashtag (# optional).")
+    ] = None,
+    sort: Annotated[
+        Literal["listeners", "match"] | None,
+        Query(
+            description="listeners: most listened first (live now, then peak); match: by how "
+            "much of what they played is in `genre` (the default when a genre is given). "
+            "Without it each status has its own order."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[ShowOut]:
+    if sort == "match" and not genre:
+        raise ApiError(422, "invalid", "sort=match ranks by a genre: give genre too")
     shows = await service.list_shows(
-        db, status=status, genre=genre, host=host, limit=limit, offset=offset, now=ctx.clock.now()
+        db,
+        status=status,
+        genre=genre,
+        host=host,
+        hashtag=hashtag,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        now=ctx.clock.now(),
     )
     return [ShowOut.of(s) for s in shows]
 

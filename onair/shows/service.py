@@ -6,8 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts.models import User
@@ -15,6 +16,7 @@ from onair.catalog.models import Genre, Track
 from onair.catalog.text import slugify
 from onair.clock import Clock
 from onair.errors import ApiError, forbidden, not_found
+from onair.shows.browse import service as browse
 from onair.shows.models import QueueItem, QueueState, Show, ShowHashtag, ShowStatus
 
 HASHTAG = re.compile(r"^[^\W_][\w]{0,63}$")
@@ -175,6 +177,8 @@ async def list_shows(
     status: str | None = None,
     genre: str | None = None,
     host: str | None = None,
+    hashtag: str | None = None,
+    sort: str | None = None,
     limit: int = 50,
     offset: int = 0,
     now: datetime | None = None,
@@ -183,25 +187,49 @@ async def list_shows(
 
     Upcoming shows are dated ones at most OVERDUE past their start (a host running late is still
     coming up, one who never showed up is not), then undated ones.
+
+    `genre` lists the shows that claim it and those that mostly play it, ranked by how much
+    of what they played is in it (browse.genre_rank), unless `sort` says otherwise.
+    `sort="listeners"` puts the most listened first (live shows' counts; then peaks).
     """
     stmt = select(Show)
+    natural: tuple[Any, ...]
     if status == "live":
-        stmt = stmt.where(Show.status == ShowStatus.live).order_by(Show.started_at.desc())
+        natural = (Show.started_at.desc(), Show.id.desc())
+        stmt = stmt.where(Show.status == ShowStatus.live)
     elif status == "upcoming":
         if now is None:
             raise ValueError("upcoming needs the current time")
         stmt = stmt.where(
             Show.status == ShowStatus.scheduled,
             or_(Show.scheduled_start.is_(None), Show.scheduled_start >= now - OVERDUE),
-        ).order_by(Show.scheduled_start.is_(None), Show.scheduled_start, Show.id)
+        )
+        natural = (Show.scheduled_start.is_(None), Show.scheduled_start, Show.id)
     elif status == "recent":
-        stmt = stmt.where(Show.status == ShowStatus.ended).order_by(Show.ended_at.desc())
+        natural = (Show.ended_at.desc(), Show.id.desc())
+        stmt = stmt.where(Show.status == ShowStatus.ended)
     else:
-        stmt = stmt.order_by(Show.updated_at.desc())
+        natural = (Show.updated_at.desc(), Show.id.desc())
+    order: list[Any] = []
+    if sort == "listeners":
+        order += browse.by_listeners()
     if genre:
-        stmt = stmt.join(Genre, Show.genre_id == Genre.id).where(Genre.slug == slugify(genre))
+        genre_id = await db.scalar(select(Genre.id).where(Genre.slug == slugify(genre)))
+        if genre_id is None:
+            return []
+        rank = browse.genre_rank(genre_id)
+        played = rank.seconds
+        stmt = stmt.outerjoin(
+            played, and_(played.show_id == Show.id, played.genre_id == genre_id)
+        ).where(rank.where)
+        if sort in (None, "match") and status != "upcoming":
+            order += rank.order
     if host:
         stmt = stmt.join(User, Show.host_id == User.id).where(User.username == host.lower())
+    if hashtag:
+        tag = hashtag.strip().lstrip("#").lower()
+        stmt = stmt.join(ShowHashtag, ShowHashtag.show_id == Show.id).where(ShowHashtag.tag == tag)
+    stmt = stmt.order_by(*order, *natural)
     return list((await db.scalars(stmt.limit(limit).offset(offset))).unique())
 
 

@@ -1,0 +1,44 @@
+"""Hashtags: trending over the last 24 hours, and one tag's numbers (its shows are
+`GET /api/v1/shows?hashtag=`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
+
+from onair.context import Ctx, Db
+from onair.errors import ApiError
+from onair.shows.browse import service
+from onair.shows.browse.schemas import HashtagOut, TrendingTagOut
+from onair.shows.service import HASHTAG
+
+router = APIRouter(prefix="/api/v1/hashtags", tags=["hashtags"])
+
+
+def normalised_tag(raw: str) -> str:
+    tag = raw.strip().lstrip("#").lower()
+    if not HASHTAG.match(tag):
+        raise ApiError(422, "invalid", "a hashtag is letters, digits and underscores")
+    return tag
+
+
+@router.get(
+    "/trending",
+    response_model=list[TrendingTagOut],
+    summary="Trending hashtags (last 24 hours)",
+    description="Tags of the shows on air in the last 24 hours (live now, or started or ended "
+    "in them): each show counts 1 plus the listener-minutes it had in the window.",
+)
+async def trending(
+    db: Db, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=50)] = 10
+) -> list[TrendingTagOut]:
+    found = await service.trending_hashtags(db, ctx.clock.now(), limit=limit)
+    return [TrendingTagOut.of(t) for t in found]
+
+
+@router.get("/{tag}", response_model=HashtagOut, summary="A hashtag: its shows and trend")
+async def hashtag(tag: Annotated[str, PathParam(max_length=65)], db: Db, ctx: Ctx) -> HashtagOut:
+    summary = await service.hashtag_summary(db, normalised_tag(tag), ctx.clock.now())
+    return HashtagOut.of(summary)
