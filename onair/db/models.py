@@ -7,6 +7,7 @@ from onair.moderation.models import AuditEntry, CommunityRules, Report
 from onair.requests.models import SongRequest
 from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import PlayLog
+from onair.shows.browse.models import ShowGenreSeconds
 from onair.shows.discovery.models import PLAY_LOG_BY_TRACK, PLAY_LOG_ON_AIR
 from onair.shows.models import QueueItem, Show, ShowHashtag
 from onair.stage.models import CoHost, StageEntry
@@ -30,6 +31,7 @@ __all__ = [
     "RoomSettings",
     "Session",
     "Show",
+    "ShowGenreSeconds",
     "ShowHashtag",
     "SongRequest",
     "StageEntry",
