@@ -171,6 +171,11 @@ class SearchIndex:
 TRACKS = SearchIndex(
     "track_search", COLUMNS, WEIGHTS, "search_terms", "search_term_variants", key="track_id"
 )
+# The catalog's artists by name (migration 0006), so a search lists the artist, not only
+# their songs.
+ARTISTS = SearchIndex(
+    "artist_search", ("name",), {"name": 10}, "artist_search_terms", "artist_search_term_variants"
+)
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,17 @@ async def index_tracks(db: AsyncSession, tracks: Sequence[Track]) -> None:
     """
     if tracks:
         await write_documents(db, [document_for(t) for t in tracks], replace=True)
+
+
+async def index_artists(db: AsyncSession, artists: Iterable[tuple[int, str]]) -> None:
+    """Make artists, given as (id, name), findable by name; an indexed one is replaced."""
+    documents = [document(artist_id, name) for artist_id, name in artists]
+    await write_documents(db, documents, index=ARTISTS)
+
+
+async def search_artist_ids(db: AsyncSession, query: str, *, limit: int = 5) -> list[int]:
+    """Artist ids whose name matches every word of `query`, best first."""
+    return await search_ids(db, ARTISTS, query, limit=limit)
 
 
 async def write_documents(
@@ -417,7 +433,26 @@ async def rebuild_index(
             if on_progress:
                 on_progress(done, total)
 
-    return await fill_index(db, TRACKS, batches())
+    indexed = await fill_index(db, TRACKS, batches())
+    await rebuild_artists(db, batch=batch)
+    return indexed
+
+
+async def rebuild_artists(db: AsyncSession, *, batch: int = 5000) -> int:
+    """Index every artist from scratch; the caller commits."""
+    await clear_index(db, ARTISTS)
+
+    async def batches() -> AsyncIterator[Sequence[Document]]:
+        last_id = 0
+        while True:
+            sql = "SELECT id, name FROM artists WHERE id > :after ORDER BY id LIMIT :n"
+            rows = (await db.execute(text(sql), {"after": last_id, "n": batch})).all()
+            if not rows:
+                return
+            yield [document(artist_id, name) for artist_id, name in rows]
+            last_id = rows[-1][0]
+
+    return await fill_index(db, ARTISTS, batches())
 
 
 async def _store_documents(

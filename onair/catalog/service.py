@@ -189,6 +189,7 @@ class CatalogWriter:
         if missing := [n for n in names if n not in self._artists]:
             await self._db.execute(insert(Artist), [{"name": n} for n in missing])
             await self._load_artists(missing)
+            await search.index_artists(self._db, [(self._artists[n].id, n) for n in missing])
         await self._load_genres(slugs)
         if missing := [s for s in slugs if s not in self._genres]:
             await self._db.execute(
@@ -290,6 +291,7 @@ class CatalogWriter:
             artist = Artist(name=name)
             self._db.add(artist)
             await self._db.flush()
+            await search.index_artists(self._db, [(artist.id, name)])
         self._artists[name] = artist
         return artist
 

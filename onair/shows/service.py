@@ -17,6 +17,7 @@ from onair.catalog.text import slugify
 from onair.clock import Clock
 from onair.errors import ApiError, forbidden, not_found
 from onair.shows.browse import service as browse
+from onair.shows.discovery.index import index_show
 from onair.shows.models import QueueItem, QueueState, Show, ShowHashtag, ShowStatus
 
 HASHTAG = re.compile(r"^[^\W_][\w]{0,63}$")
@@ -103,6 +104,7 @@ async def create_show(db: AsyncSession, clock: Clock, host: User, fields: ShowFi
     db.add(show)
     await _apply(db, show, fields, clock)
     await db.flush()
+    await index_show(db, show)
     return show
 
 
@@ -123,6 +125,7 @@ async def edit_show(db: AsyncSession, clock: Clock, show: Show, fields: ShowFiel
         raise ApiError(409, "show_ended", "an ended show cannot be edited")
     await _apply(db, show, fields, clock)
     await db.flush()
+    await index_show(db, show)
     return show
 
 
@@ -140,6 +143,7 @@ async def go_live(db: AsyncSession, clock: Clock, show: Show) -> Show:
     show.started_at = clock.now()
     show.updated_at = show.started_at
     await db.flush()
+    await index_show(db, show)
     return show
 
 
@@ -148,6 +152,7 @@ async def revert_to_scheduled(db: AsyncSession, show: Show) -> None:
     show.status = ShowStatus.scheduled
     show.started_at = None
     await db.flush()
+    await index_show(db, show)
 
 
 async def end_show(db: AsyncSession, clock: Clock, show: Show) -> Show:
@@ -168,6 +173,7 @@ async def end_show(db: AsyncSession, clock: Clock, show: Show) -> Show:
         .values(state=QueueState.skipped)
     )
     await db.flush()
+    await index_show(db, show)
     return show
 
 
