@@ -66,6 +66,13 @@ DECODE_AHEAD_S: Final = 2.0
 # How much of the next song is pre-decoded before it goes on air: enough to start a segue or a
 # skip at once, small enough that a queue reshuffle throws little work away.
 PREPARE_S: Final = 1.0
+# A song on air is decoded in batches: its ring is topped up only once it has drained this far
+# below its target, and then to the target in one go. Most frames then do no decoding work at
+# all (one comparison), and a batch pays the step's overhead once for a dozen MP3 frames.
+REFILL_S: Final = 0.25
+# One decoding step stops after this many decoded chunks, so a background decoder serving several
+# songs goes round all of them (the next song's pre-decode is never starved by a long top-up).
+MAX_CHUNKS_PER_STEP: Final = 32
 # The auto-DJ is asked this long before the segue would start, leaving time to open and
 # pre-decode its pick; a "nothing yet" answer is retried after AUTO_DJ_RETRY_S.
 AUTO_DJ_LEAD_S: Final = 10.0
@@ -157,17 +164,24 @@ class _SampleRing:
     def write(self, chunk: Samples | Sequence[Plane]) -> int:
         """Store as much of ``chunk`` (one row of samples per channel) as fits; returns how
         many samples were taken."""
+        capacity = self._capacity
         with self._lock:
-            start, count = self._start, self._count
-        n = min(len(chunk[0]), self._capacity - count)
+            count = self._count
+            at = self._start + count
+        n = min(len(chunk[0]), capacity - count)
         if n <= 0:
             return 0
-        at = (start + count) % self._capacity
-        first = min(n, self._capacity - at)
-        for channel in range(CHANNELS):
-            row, out = chunk[channel], self._buf[channel]
-            out[at : at + first] = row[:first]
-            if n > first:
+        if at >= capacity:
+            at -= capacity
+        first = min(n, capacity - at)
+        buf = self._buf
+        if first == n:
+            buf[0, at : at + n] = chunk[0][:n]
+            buf[1, at : at + n] = chunk[1][:n]
+        else:
+            for channel in range(CHANNELS):
+                row, out = chunk[channel], buf[channel]
+                out[at:] = row[:first]
                 out[: n - first] = row[first:n]
         with self._lock:
             self._count += n
@@ -177,15 +191,19 @@ class _SampleRing:
         """Move up to ``out.shape[1]`` samples into ``out``; returns how many there were."""
         with self._lock:
             start, count = self._start, self._count
-        n = min(int(out.shape[1]), count)
+        n = min(out.shape[1], count)
         if n <= 0:
             return 0
-        first = min(n, self._capacity - start)
-        out[:, :first] = self._buf[:, start : start + first]
-        if n > first:
+        capacity = self._capacity
+        first = min(n, capacity - start)
+        if first == n:
+            out[:, :n] = self._buf[:, start : start + n]
+        else:
+            out[:, :first] = self._buf[:, start:]
             out[:, first:n] = self._buf[:, : n - first]
+        start += n
         with self._lock:
-            self._start = (start + n) % self._capacity
+            self._start = start - capacity if start >= capacity else start
             self._count -= n
         return n
 
@@ -210,9 +228,13 @@ class _TrackReader:
         self._resampler: Any = None
         self._pending: list[Plane] | None = None
         self._flushed = False
+        self._refilling = True  # topping the ring up to its target; see REFILL_S
+        self._refill_below = fill_target - _seconds_to_samples(REFILL_S)
 
     def go_on_air(self) -> None:
         self.fill_target = self._capacity
+        self._refill_below = self._capacity - _seconds_to_samples(REFILL_S)
+        self._refilling = True
 
     @property
     def ready(self) -> bool:
@@ -231,22 +253,33 @@ class _TrackReader:
         return self.ring.read_into(out)
 
     def fill_step(self) -> bool:
-        """Do one unit of decoding work; False when there is nothing to do right now."""
+        """Do one unit of decoding work; False when there is nothing to do right now.
+
+        A unit is a batch: once the ring has drained ``REFILL_S`` below its target, chunks are
+        decoded and written until it is back at the target (or ``MAX_CHUNKS_PER_STEP``)."""
         if self.cancelled or self.finished:
             return False
         if not self.opened:
             self._open()
             return True
-        if self.ring.count >= self.fill_target:
-            return False
-        if self._pending is None:
-            self._pending = self._decode_next()
-            if self._pending is None:
-                return True
-        taken = self.ring.write(self._pending)
-        self.total += taken
-        left = len(self._pending[0]) - taken
-        self._pending = [row[taken:] for row in self._pending] if left > 0 else None
+        ring = self.ring
+        if not self._refilling:
+            if ring.count > self._refill_below:
+                return False
+            self._refilling = True
+        target = self.fill_target
+        for _ in range(MAX_CHUNKS_PER_STEP):
+            if ring.count >= target:
+                self._refilling = False
+                break
+            pending = self._pending
+            if pending is None:
+                pending = self._decode_next()
+                if pending is None:
+                    break
+            taken = ring.write(pending)
+            self.total += taken
+            self._pending = [row[taken:] for row in pending] if len(pending[0]) > taken else None
         return True
 
     def close(self) -> None:
@@ -658,14 +691,18 @@ class MusicDeck:
             if self._transport == 0.0 and transport_target == 0.0:
                 self._pts += FRAME_SAMPLES
                 return out
+            first = True
             for player in self._players:
-                self._render(player, out)
+                self._render(player, out, first)
+                first = False
             self._apply_master_gain(out, transport_target)
             self._retire_ended()
             self._pts += FRAME_SAMPLES
             return out
 
-    def _render(self, player: _Player, out: Samples) -> None:
+    def _render(self, player: _Player, out: Samples, first: bool) -> None:
+        """Add ``player``'s next samples into ``out``; the ``first`` player of a frame finds
+        ``out`` silent, so its samples are read straight into it and scaled there."""
         skip = min(player.delay, FRAME_SAMPLES)
         player.delay -= skip
         wanted = FRAME_SAMPLES - skip
@@ -673,21 +710,26 @@ class MusicDeck:
             wanted = min(wanted, player.end_at - player.position)
         got = 0
         if wanted > 0:
-            view = self._scratch[:, :wanted]
-            got = player.reader.read_into(view)
+            view = out[:, skip : skip + wanted] if first else self._scratch[:, :wanted]
+            got = player.reader.ring.read_into(view)
             if got < wanted and not player.reader.finished:
                 self._underruns += 1
         if got > 0:
             if not player.started:
                 player.started = True
                 self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
+            samples = view[:, :got]
             if player.has_fade_within(got):
                 gains = player.envelope(player.position + self._offsets[:got])
                 gains *= player.gain
-                out[:, skip : skip + got] += view[:, :got] * gains
+                if first:
+                    samples *= gains
+                else:
+                    out[:, skip : skip + got] += samples * gains
             else:
-                np.multiply(view[:, :got], player.gain, out=view[:, :got])
-                out[:, skip : skip + got] += view[:, :got]
+                samples *= player.gain
+                if not first:
+                    out[:, skip : skip + got] += samples
             player.position += got
         at_end = player.end_at is not None and player.position >= player.end_at
         if player.started and (at_end or player.reader.exhausted):
@@ -789,7 +831,9 @@ class MusicDeck:
         self._emit(TrackFailed(track, self._unplayable[track.path]))
 
     def _open(self, track: DeckTrack) -> _TrackReader:
-        capacity = self._crossfade + _seconds_to_samples(DECODE_AHEAD_S)
+        # A top-up starts REFILL_S below the target, so a ring never holds less than the
+        # crossfade plus DECODE_AHEAD_S at a frame boundary.
+        capacity = self._crossfade + _seconds_to_samples(DECODE_AHEAD_S + REFILL_S)
         reader = _TrackReader(track, capacity, _seconds_to_samples(PREPARE_S))
         self._decoder.add(reader)
         return reader
