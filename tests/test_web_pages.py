@@ -275,3 +275,13 @@ async def test_a_crash_in_a_page_is_an_html_500_and_logged(
     html = await page(client, "/shows/1", 500)
     assert "Something went wrong" in html and "on fire" not in html
     assert any("unhandled error on GET /shows/1" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_html_error_page_keeps_what_the_error_says_in_its_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    # A browser POSTing to a page gets the page-styled 405, still saying which methods work.
+    r = await client.post("/", headers=HTML)
+    assert r.status_code == 405
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["allow"] == "GET"

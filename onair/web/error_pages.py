@@ -77,6 +77,14 @@ async def error_page(request: Request, status: int, message: str) -> Response:
     )
 
 
+def _headers(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, ApiError):
+        return exc.headers
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        return dict(exc.headers)
+    return {}
+
+
 def _html_or(original: Handler | None) -> Handler:
     async def handle(request: Request, exc: Exception) -> Response:
         if wants_html(request):
@@ -85,7 +93,11 @@ def _html_or(original: Handler | None) -> Handler:
                 log.exception(
                     "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
                 )
-            return await error_page(request, status, message)
+            page = await error_page(request, status, message)
+            # What the error says beyond its status (Retry-After on a 429, Allow on a 405)
+            # holds for a browser too.
+            page.headers.update(_headers(exc))
+            return page
         if original is None:
             return PlainTextResponse("internal error", status_code=500)
         return await original(request, exc)
