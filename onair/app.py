@@ -27,6 +27,8 @@ from onair.rooms.router import router as rooms_router
 from onair.rooms.wire import RoomWire
 from onair.settings import Settings
 from onair.shows.browse.router import router as hashtags_router
+from onair.shows.discovery.pages import router as discovery_pages
+from onair.shows.discovery.router import router as discovery_router
 from onair.shows.router import router as shows_router
 from onair.stage.router import authorize_voice
 from onair.stage.router import router as stage_router
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)
+    app.include_router(discovery_router)
+    app.include_router(discovery_pages)
     app.include_router(hashtags_router)
     app.include_router(rooms_router)
     app.include_router(studio_router)

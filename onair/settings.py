@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         description="The community rules shown until an admin edits them (empty: a short default).",
     )
 
+    recently_played_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=24 * 30,
+        description="How far back search's \"recently played\" looks in shows still live "
+        "(ended shows' setlists count at any age).",
+    )
+
     @property
     def blocked_word_list(self) -> list[str]:
         return [w.strip().lower() for w in self.blocked_words.split(",") if w.strip()]

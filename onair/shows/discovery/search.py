@@ -1,0 +1,206 @@
+"""The one search box: shows, hosts, hashtags, artists and songs for what is typed, and the
+shows playing (or that just played) the songs and artists found.
+
+Every group is a search of its own index with the catalog's engine, so each is folded, matched
+as it is typed and forgiving of one typo per word in the same way. Shows are asked band by
+band (live, upcoming, past), so live shows lead. What is playing comes from the play log
+(`playing.py`): what listeners have heard, never what a queue holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onair.accounts.models import User
+from onair.catalog import search
+from onair.catalog import service as catalog
+from onair.catalog.models import Artist, Track
+from onair.shows.discovery import playing
+from onair.shows.discovery.index import BANDS, HASHTAGS, HOSTS, SHOWS
+from onair.shows.discovery.playing import Play
+from onair.shows.models import Show, ShowHashtag
+
+MAX_QUERY_LENGTH = 200
+SHOWS_PER_STATUS = 8
+HOSTS_LIMIT = 6
+HASHTAGS_LIMIT = 8
+ARTISTS_LIMIT = 6
+TRACKS_LIMIT = 10
+# The songs whose plays are looked up: more than are listed, so a show playing the 30th best
+# match for "love" is still found; and the artists.
+PLAYED_TRACKS = 200
+PLAYED_ARTISTS = 10
+PLAYING_LIMIT = 20
+RECENT_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class HashtagHit:
+    tag: str
+    shows: int
+
+
+@dataclass(frozen=True)
+class PlayHit:
+    """A show and what it plays (or played) of what was searched."""
+
+    show: Show
+    track: Track
+    play: Play
+
+
+@dataclass
+class Results:
+    query: str
+    shows: list[Show] = field(default_factory=list)
+    hosts: list[User] = field(default_factory=list)
+    hashtags: list[HashtagHit] = field(default_factory=list)
+    artists: list[Artist] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    playing_now: list[PlayHit] = field(default_factory=list)
+    recently_played: list[PlayHit] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.shows
+            or self.hosts
+            or self.hashtags
+            or self.artists
+            or self.tracks
+            or self.playing_now
+            or self.recently_played
+        )
+
+
+async def search_shows(
+    db: AsyncSession, query: str, *, per_status: int = SHOWS_PER_STATUS
+) -> list[Show]:
+    """Shows matching `query`: the best live ones, then upcoming, then past."""
+    ids: list[int] = []
+    for band in sorted(BANDS.values()):
+        ids += await search.search_ids(db, SHOWS, query, limit=per_status, band=band)
+    if not ids:
+        return []
+    found = {s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(ids)))).unique()}
+    shows = [found[i] for i in ids if i in found]
+    # An index entry a moment behind a status change still lists the show in its real group.
+    return sorted(shows, key=lambda s: BANDS[s.status])
+
+
+async def search_hosts(db: AsyncSession, query: str, *, limit: int = HOSTS_LIMIT) -> list[User]:
+    ids = await search.search_ids(db, HOSTS, query, limit=limit)
+    if not ids:
+        return []
+    found = {u.id: u for u in await db.scalars(select(User).where(User.id.in_(ids)))}
+    return [found[i] for i in ids if i in found and found[i].banned_at is None]
+
+
+async def search_hashtags(
+    db: AsyncSession, query: str, *, limit: int = HASHTAGS_LIMIT
+) -> list[HashtagHit]:
+    """Hashtags matching `query` that some show still carries, with how many shows do."""
+    ids = await search.search_ids(db, HASHTAGS, query.replace("#", " "), limit=limit * 2)
+    if not ids:
+        return []
+    tags = {
+        tag_id: tag
+        for tag_id, tag in await db.execute(
+            text("SELECT id, tag FROM hashtag_search_tags WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids},
+        )
+    }
+    stmt = (
+        select(ShowHashtag.tag, func.count())
+        .where(ShowHashtag.tag.in_(list(tags.values())))
+        .group_by(ShowHashtag.tag)
+    )
+    counts: dict[str, int] = {tag: n for tag, n in await db.execute(stmt)}
+    hits = [HashtagHit(tags[i], counts[tags[i]]) for i in ids if i in tags and tags[i] in counts]
+    return hits[:limit]
+
+
+async def search_artists(
+    db: AsyncSession, query: str, *, limit: int = ARTISTS_LIMIT
+) -> list[Artist]:
+    ids = await search.search_artist_ids(db, query, limit=limit)
+    if not ids:
+        return []
+    found = {a.id: a for a in await db.scalars(select(Artist).where(Artist.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
+async def plays_of(
+    db: AsyncSession,
+    *,
+    track_ids: list[int],
+    artist_ids: list[int],
+    now: datetime,
+    within: timedelta,
+    playing_limit: int = PLAYING_LIMIT,
+    recent_limit: int = RECENT_LIMIT,
+) -> tuple[list[PlayHit], list[PlayHit]]:
+    """Who is playing these tracks (or these artists) now, and who played them lately."""
+    now_plays = await playing.playing_now(
+        db, track_ids=track_ids, artist_ids=artist_ids, now=now, limit=playing_limit
+    )
+    recent = await playing.recently_played(
+        db,
+        track_ids=track_ids,
+        artist_ids=artist_ids,
+        now=now,
+        within=within,
+        limit=recent_limit,
+        exclude_shows=[p.show_id for p in now_plays],
+    )
+    return await _hits(db, now_plays), await _hits(db, recent)
+
+
+async def _hits(db: AsyncSession, plays: list[Play]) -> list[PlayHit]:
+    if not plays:
+        return []
+    show_ids = {p.show_id for p in plays}
+    shows = {
+        s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(show_ids)))).unique()
+    }
+    tracks = {t.id: t for t in await catalog.tracks_by_ids(db, {p.track_id for p in plays})}
+    return [
+        PlayHit(shows[p.show_id], tracks[p.track_id], p)
+        for p in plays
+        if p.show_id in shows and p.track_id in tracks
+    ]
+
+
+async def discover(
+    db: AsyncSession,
+    query: str,
+    *,
+    now: datetime,
+    recent: timedelta = timedelta(hours=6),
+) -> Results:
+    """Everything the search box shows for `query` at `now`; `recent` is how far back
+    "recently played" looks for shows still live (ended shows' setlists count at any age)."""
+    results = Results(query=query)
+    if not search.tokens(query):
+        return results
+    results.shows = await search_shows(db, query)
+    results.hosts = await search_hosts(db, query)
+    results.hashtags = await search_hashtags(db, query)
+    results.artists = await search_artists(db, query, limit=PLAYED_ARTISTS)
+    track_ids = await search.search_track_ids(db, query, limit=PLAYED_TRACKS)
+    results.tracks = await catalog.tracks_by_ids(db, track_ids[:TRACKS_LIMIT])
+    results.playing_now, results.recently_played = await plays_of(
+        db,
+        track_ids=track_ids,
+        artist_ids=[a.id for a in results.artists],
+        now=now,
+        within=recent,
+    )
+    results.artists = results.artists[:ARTISTS_LIMIT]
+    return results
