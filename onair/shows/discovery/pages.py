@@ -30,7 +30,7 @@ async def search_page(
     q: Annotated[str, Query(max_length=search.MAX_QUERY_LENGTH)] = "",
 ) -> Response:
     results = await search.discover(
-        db, q, now=ctx.clock.now(), recent=api.recent(ctx.settings.recently_played_hours)
+        db, q, now=ctx.clock.now(), recent=api.recent_window(ctx.settings.recently_played_hours)
     )
     context = {"q": q, "results": SearchOut.of(results), "searched": bool(q.strip())}
     return render(request, "search.html", context, viewer=viewer)

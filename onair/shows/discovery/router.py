@@ -44,12 +44,12 @@ async def search_everything(
     ],
 ) -> SearchOut:
     results = await search.discover(
-        db, q, now=ctx.clock.now(), recent=recent(ctx.settings.recently_played_hours)
+        db, q, now=ctx.clock.now(), recent=recent_window(ctx.settings.recently_played_hours)
     )
     return SearchOut.of(results)
 
 
-def recent(hours: float) -> timedelta:
+def recent_window(hours: float) -> timedelta:
     return timedelta(hours=hours)
 
 
@@ -68,7 +68,7 @@ async def track_plays(track_id: PathId, ctx: Ctx, db: Db) -> TrackPlaysOut:
         track_ids=[track.id],
         artist_ids=[],
         now=ctx.clock.now(),
-        within=recent(ctx.settings.recently_played_hours),
+        within=recent_window(ctx.settings.recently_played_hours),
     )
     return TrackPlaysOut(
         track=TrackOut.of(track),
@@ -92,7 +92,7 @@ async def artist_detail(artist_id: PathId, ctx: Ctx, db: Db) -> ArtistDetailOut:
         track_ids=[],
         artist_ids=[artist.id],
         now=ctx.clock.now(),
-        within=recent(ctx.settings.recently_played_hours),
+        within=recent_window(ctx.settings.recently_played_hours),
     )
     ids = await db.scalars(
         select(TrackArtist.track_id)
