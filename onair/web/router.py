@@ -15,9 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from onair.accounts.deps import MaybeUser
 from onair.accounts.models import User
 from onair.accounts.service import user_by_username
+from onair.catalog import search
 from onair.catalog import service as catalog
+from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db
 from onair.shows import service as shows
+from onair.shows.browse import service as browse
 from onair.shows.router import ShowOut, now_playing, queue_out
 from onair.stage import crew
 from onair.web.error_pages import error_page, install_html_errors
@@ -28,6 +31,8 @@ router = APIRouter(include_in_schema=False)
 HOME_LIVE = 24
 HOME_UPCOMING = 24
 HOME_RECENT = 12
+HOME_TRENDING = 12
+SEARCH_LIMIT = 30
 
 
 async def _viewer(request: Request, user: MaybeUser) -> User | None:
@@ -44,16 +49,29 @@ def _to_login(request: Request) -> RedirectResponse:
 
 
 async def _sections(
-    db: Db, ctx: Ctx, *, genre: str | None = None, host: str | None = None
+    db: Db,
+    ctx: Ctx,
+    *,
+    genre: str | None = None,
+    host: str | None = None,
+    hashtag: str | None = None,
+    live_sort: str | None = None,
 ) -> dict[str, list[ShowOut]]:
-    async def listed(status: str, limit: int) -> list[ShowOut]:
+    async def listed(status: str, limit: int, sort: str | None = None) -> list[ShowOut]:
         found = await shows.list_shows(
-            db, status=status, genre=genre, host=host, limit=limit, now=ctx.clock.now()
+            db,
+            status=status,
+            genre=genre,
+            host=host,
+            hashtag=hashtag,
+            sort=sort,
+            limit=limit,
+            now=ctx.clock.now(),
         )
         return [ShowOut.of(s) for s in found]
 
     return {
-        "live": await listed("live", HOME_LIVE),
+        "live": await listed("live", HOME_LIVE, live_sort),
         "upcoming": await listed("upcoming", HOME_UPCOMING),
         "recent": await listed("recent", HOME_RECENT),
     }
@@ -62,8 +80,9 @@ async def _sections(
 @router.get("/")
 async def home(request: Request, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
     context: dict[str, Any] = {
-        "sections": await _sections(db, ctx),
+        "sections": await _sections(db, ctx, live_sort="listeners"),
         "genres": await catalog.list_genres(db),
+        "trending": await browse.trending_hashtags(db, ctx.clock.now(), limit=HOME_TRENDING),
     }
     return render(request, "home.html", context, viewer=viewer)
 
@@ -86,6 +105,18 @@ async def host_page(request: Request, username: str, viewer: Viewer, ctx: Ctx, d
     return render(request, "host.html", context, viewer=viewer)
 
 
+@router.get("/hashtags/{tag}")
+async def hashtag_page(request: Request, tag: str, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
+    name = tag.strip().lstrip("#").lower()
+    if not shows.HASHTAG.match(name):
+        return await error_page(request, 404, "no such hashtag")
+    context = {
+        "tag": await browse.hashtag_summary(db, name, ctx.clock.now()),
+        "sections": await _sections(db, ctx, hashtag=name, live_sort="listeners"),
+    }
+    return render(request, "hashtag.html", context, viewer=viewer)
+
+
 @router.get("/signup")
 async def signup_page(
     request: Request, viewer: Viewer, next: Annotated[str, Query(max_length=2000)] = "/"
@@ -104,6 +135,16 @@ async def login_page(
     if viewer is not None:
         return RedirectResponse(target, status_code=303)
     return render(request, "login.html", {"next": target}, viewer=viewer)
+
+
+@router.get("/search")
+async def search_page(
+    request: Request, viewer: Viewer, db: Db, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    # The page answers without JavaScript too; with it, search.js refines as the user types.
+    ids = await search.search_track_ids(db, q, limit=SEARCH_LIMIT) if q.strip() else []
+    tracks = [TrackOut.of(t) for t in await catalog.tracks_by_ids(db, ids)]
+    return render(request, "search.html", {"q": q, "tracks": tracks}, viewer=viewer)
 
 
 @router.get("/shows/new")

@@ -23,6 +23,7 @@ class GenreMatchOut(BaseModel):
     )
     mostly_plays: str | None = Field(description="The genre a show far off its own mostly plays.")
     label: str = Field(description='What a show card says: "92 % Jazz", "Mostly plays Rock".')
+    detail: str = Field(description="The same in a sentence, with the minutes played.")
 
     @classmethod
     def of(cls, match: GenreMatch) -> GenreMatchOut:
@@ -35,6 +36,7 @@ class GenreMatchOut(BaseModel):
             verdict=match.verdict,
             mostly_plays=match.mostly_plays,
             label=match.label,
+            detail=match.detail,
         )
 
 
