@@ -191,7 +191,7 @@ class _SampleRing:
         """Move up to ``out.shape[1]`` samples into ``out``; returns how many there were."""
         with self._lock:
             start, count = self._start, self._count
-        n = min(out.shape[1], count)
+        n = min(int(out.shape[1]), count)
         if n <= 0:
             return 0
         capacity = self._capacity
@@ -496,13 +496,17 @@ class _Player:
         self.ended_pts: int | None = None
 
     def envelope(self, positions: npt.NDArray[np.int64]) -> Samples:
-        gains = np.ones(positions.shape[0], dtype=np.float32)
+        gains: Samples | None = None
         if self.fade_in_len and int(positions[0]) < self.fade_in_len:
-            gains *= fade_in_gain(positions, 0, self.fade_in_len)
+            gains = fade_in_gain(positions, 0, self.fade_in_len)
         if self.fade_out_at is not None and int(positions[-1]) >= self.fade_out_at:
-            gains *= self.fade_out_scale * fade_out_gain(
-                positions, self.fade_out_at, self.fade_out_len
-            )
+            fading = fade_out_gain(positions, self.fade_out_at, self.fade_out_len)
+            fading *= self.fade_out_scale
+            if gains is None:
+                return fading
+            gains *= fading
+        if gains is None:
+            return np.ones(positions.shape[0], dtype=np.float32)
         return gains
 
     def has_fade_within(self, n: int) -> bool:

@@ -24,7 +24,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from onair.studio.frames import SAMPLE_RATE, Samples
+from onair.studio.frames import FRAME_SAMPLES, SAMPLE_RATE, Samples
 
 __all__ = ["Ducker"]
 
@@ -62,6 +62,10 @@ class Ducker:
         self._reduction_db = 0.0
         self._gain = 1.0
         self._hold_left = 0
+        self._sizes: list[int] = []
+        self._sizes_of = -1
+        self._whole_blocks = True
+        self._block_sizes(FRAME_SAMPLES)
 
     @property
     def depth_db(self) -> float:
@@ -101,14 +105,18 @@ class Ducker:
             # Nobody on air and the music fully up: nothing can change within this frame.
             self._hold_left = max(0, self._hold_left - n)
             return 1.0
-        sizes = [min(self._block, n - start) for start in range(0, n, self._block)]
+        sizes = self._sizes if n == self._sizes_of else self._block_sizes(n)
         powers = self._block_powers(key, sizes)
         begin = self._gain
         ends = []
+        still = True
+        advance = self._advance
         for power, size in zip(powers, sizes, strict=True):
-            self._advance(power, size)
-            ends.append(self._gain)
-        if all(end == begin for end in ends):
+            advance(power, size)
+            end = self._gain
+            ends.append(end)
+            still = still and end == begin
+        if still:
             return begin
         gains: Gains = np.empty(n, dtype=np.float32)
         start = 0
@@ -119,11 +127,19 @@ class Ducker:
             begin = end
         return gains
 
+    def _block_sizes(self, n: int) -> list[int]:
+        """The detector blocks a frame of ``n`` samples splits into (the last may be short);
+        kept for the next frame, which is almost always as long."""
+        self._sizes = [min(self._block, n - start) for start in range(0, n, self._block)]
+        self._sizes_of = n
+        self._whole_blocks = n % self._block == 0
+        return self._sizes
+
     def _block_powers(self, key: Samples | None, sizes: list[int]) -> list[float]:
         """Mean square of the voice bus over each detector block."""
         if key is None:
             return [0.0] * len(sizes)
-        if all(size == self._block for size in sizes):
+        if self._whole_blocks:
             blocks = key.reshape(key.shape[0], len(sizes), self._block)
             energy: list[float] = np.einsum("cbn,cbn->b", blocks, blocks).tolist()
             return [e / (key.shape[0] * self._block) for e in energy]

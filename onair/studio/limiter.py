@@ -64,6 +64,7 @@ class Limiter:
         self._envelope = 1.0
         self._released = True
         self._reduction_db = 0.0
+        self._scratch: Samples = np.empty((CHANNELS, 0), dtype=np.float32)
 
     @property
     def latency(self) -> int:
@@ -82,7 +83,11 @@ class Limiter:
         out: Samples = delayed[:, :n]
         self._delayed = delayed[:, n:]
         if self._released and n:
-            top = max(float(samples.max()), -float(samples.min()))
+            scratch = self._scratch
+            if scratch.shape != samples.shape or scratch.dtype != samples.dtype:
+                scratch = self._scratch = np.empty_like(samples)
+            # One pass for the peak: |x| into a buffer kept for the purpose, then its maximum.
+            top = float(np.abs(samples, out=scratch).max())
             if top <= self._ceiling:
                 self._reduction_db = 0.0
                 return out

@@ -95,18 +95,21 @@ class Mixer:
         program = self._program_limiter.process(bed)
         self._program = program
 
-        for gone in self._return_limiters.keys() - voices.keys():
-            # Back on air later, a voice starts a fresh limiter rather than hearing the 5 ms
-            # of program that was in its look-ahead when it left.
-            del self._return_limiters[gone]
-        self._returns = {}
+        limiters = self._return_limiters
+        if limiters.keys() != voices.keys():
+            for gone in limiters.keys() - voices.keys():
+                # Back on air later, a voice starts a fresh limiter rather than hearing the
+                # 5 ms of program that was in its look-ahead when it left.
+                del limiters[gone]
+        returns: dict[str, Samples] = {}
         for voice_id, voice in voices.items():
-            limiter = self._return_limiters.get(voice_id)
+            limiter = limiters.get(voice_id)
             if limiter is None:
-                limiter = self._return_limiters[voice_id] = self._new_limiter()
-            self._returns[voice_id] = limiter.process(
+                limiter = limiters[voice_id] = self._new_limiter()
+            returns[voice_id] = limiter.process(
                 _return_bed(voice_id, voice, music, bed, on_air, voices, routing)
             )
+        self._returns = returns
         return program
 
     def mixminus(self, voice_id: str) -> Samples:
@@ -137,6 +140,8 @@ def _return_bed(
         without = music  # a lone voice on air: the bed without it is the ducked music, exactly
     else:
         without = bed - voice
+    if not routing.hears and not routing.bed_gain:
+        return without  # everyone on air, no private lines: the usual show
     gain = routing.bed_gain.get(voice_id, 1.0)
     line = [voices[u] for u in routing.hears.get(voice_id, ()) if u in voices and u != voice_id]
     if gain == 1.0 and not line:

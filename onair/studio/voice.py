@@ -156,7 +156,7 @@ class VoiceInput:
         """Queue audio at 48 kHz: shape (n,) or (1, n) mono, or (2, n) stereo; float in
         [-1, 1] or int16. ``pts_hint`` is the sample index of its first sample in the
         sender's timeline, if known."""
-        chunk = _as_stereo(samples)
+        chunk = _as_rows(samples)
         with self._lock:
             self._active = True
             if pts_hint is not None:
@@ -176,7 +176,8 @@ class VoiceInput:
             if gap == 0:
                 return chunk
             self.stats.concealed_samples += gap
-            return np.concatenate((np.zeros((CHANNELS, gap), dtype=np.float32), chunk), axis=1)
+            silence = np.zeros((chunk.shape[0], gap), dtype=np.float32)
+            return np.concatenate((silence, chunk), axis=1)
         late = min(n, -gap)
         self.stats.late_samples += late
         self._next_pts = max(expected, pts + n)
@@ -268,16 +269,17 @@ class VoiceInput:
         self._target, self._steady = self._floor, 0
 
 
-def _as_stereo(samples: npt.NDArray[np.generic]) -> Samples:
+def _as_rows(samples: npt.NDArray[np.generic]) -> Samples:
+    """The chunk as float32 rows: (2, n) for stereo, (1, n) for mono. A mono microphone is
+    centred (the same signal in both channels, at full level): the buffer's write broadcasts
+    the one row into both, so no stereo copy is made on the way in."""
     data = np.asarray(samples)
     if data.dtype == np.int16:
         data = data.astype(np.float32) * (1.0 / 32768.0)
-    data = data.astype(np.float32, copy=False)
+    elif data.dtype != np.float32:
+        data = data.astype(np.float32)
     if data.ndim == 1:
         data = data[np.newaxis, :]
     if data.ndim != 2 or data.shape[0] not in (1, CHANNELS):
         raise ValueError(f"voice audio must be (n,), (1, n) or (2, n), got {data.shape}")
-    if data.shape[0] == 1:
-        # A mono microphone is centred: the same signal in both channels, at full level.
-        return np.repeat(data, CHANNELS, axis=0)
     return data
