@@ -1,12 +1,91 @@
-// The search page: results as you type, with the address kept in step so it can be shared.
-import { apiGet, debounce } from "./common.js";
-import { countText, trackRow } from "./tracks.js";
+// The one search box: grouped results as you type (shows, songs, artists, hosts, hashtags and
+// who is playing them), the address kept in step so a search can be shared. Every result is a
+// link; the arrow keys walk them, as Tab does.
+import { apiGet, debounce, el, localizeTimes, statusBadge } from "./common.js";
 
 const form = document.getElementById("search-form");
 const input = document.getElementById("q");
-const list = document.getElementById("results");
+const results = document.querySelector("[data-results]");
 const status = document.querySelector("[data-search-status]");
 let inflight = null;
+
+function hit(kind, href, title, ...sub) {
+  return el(
+    "li",
+    { class: `hit hit-${kind}` },
+    el("a", { class: "hit-link", href }, el("span", { class: "hit-title", text: title }), ...sub),
+  );
+}
+
+function line(cls, ...parts) {
+  return el("span", { class: cls }, ...parts);
+}
+
+function byHost(show) {
+  return line("hit-sub", statusBadge(show.status), ` by ${show.host.display_name}`, show.genre ? ` · ${show.genre}` : "");
+}
+
+function playHit(play, now) {
+  const song = `“${play.track.title}” by ${play.track.artists.join(", ")}`;
+  const when = now ? null : el("time", { datetime: play.started_at, "data-local": true, text: play.started_at });
+  const item = hit(
+    "play",
+    `/shows/${play.show.id}`,
+    play.show.title,
+    byHost(play.show),
+    line("hit-when", `${now ? "Playing" : "Played"} ${song}`, when ? " · " : "", when),
+  );
+  item.dataset.showId = String(play.show.id);
+  item.dataset.trackId = String(play.track.id);
+  return item;
+}
+
+function showHit(show) {
+  const item = hit("show", `/shows/${show.id}`, show.title, byHost(show));
+  item.dataset.showId = String(show.id);
+  return item;
+}
+
+function songHit(track) {
+  const sub = track.artists.join(", ") + (track.album ? ` · ${track.album}` : "");
+  const item = hit("song", `/tracks/${track.id}`, track.title, line("hit-sub", sub));
+  item.dataset.trackId = String(track.id);
+  return item;
+}
+
+const GROUPS = [
+  ["playing-now", "Playing now", (r) => r.playing_now, (p) => playHit(p, true)],
+  ["shows", "Shows", (r) => r.shows, showHit],
+  ["songs", "Songs", (r) => r.tracks, songHit],
+  ["artists", "Artists", (r) => r.artists, (a) => hit("artist", `/artists/${a.id}`, a.name, line("hit-sub", "Artist"))],
+  ["hosts", "Hosts", (r) => r.hosts, (u) => hit("host", `/users/${encodeURIComponent(u.username)}`, u.display_name, line("hit-sub", `@${u.username}`))],
+  [
+    "hashtags",
+    "Hashtags",
+    (r) => r.hashtags,
+    (h) => hit("hashtag", `/hashtags/${encodeURIComponent(h.tag)}`, `#${h.tag}`, line("hit-sub", `${h.shows} show${h.shows === 1 ? "" : "s"}`)),
+  ],
+  ["recently-played", "Recently played", (r) => r.recently_played, (p) => playHit(p, false)],
+];
+
+function render(data) {
+  const sections = [];
+  for (const [id, heading, items, row] of GROUPS) {
+    const found = items(data);
+    if (!found.length) continue;
+    sections.push(
+      el(
+        "section",
+        { class: "results-group", "aria-labelledby": `${id}-heading`, dataset: { group: id } },
+        el("h2", { id: `${id}-heading`, text: heading }),
+        el("ul", { class: "hits" }, ...found.map(row)),
+      ),
+    );
+  }
+  results.replaceChildren(...sections);
+  localizeTimes(results);
+  return sections.length;
+}
 
 async function run() {
   const q = input.value.trim();
@@ -16,14 +95,14 @@ async function run() {
   window.history.replaceState(null, "", url);
   inflight?.abort();
   if (!q) {
-    list.replaceChildren();
+    results.replaceChildren();
     status.textContent = "Start typing to search.";
     return;
   }
   inflight = new AbortController();
   let result;
   try {
-    result = await apiGet(`/api/v1/catalog/search?q=${encodeURIComponent(q)}&limit=30`, inflight.signal);
+    result = await apiGet(`/api/v1/search?q=${encodeURIComponent(q)}`, inflight.signal);
   } catch (err) {
     if (err.name === "AbortError") return;
     status.textContent = "Could not reach OnAir. Check your connection and try again.";
@@ -33,17 +112,45 @@ async function run() {
     status.textContent = result.message;
     return;
   }
-  const tracks = result.data.tracks;
-  list.replaceChildren(...tracks.map((t) => trackRow(t)));
-  status.textContent = tracks.length ? countText(tracks.length) : `No songs match “${q}”.`;
+  status.textContent = render(result.data) ? `Results for “${q}”` : `Nothing matches “${q}”.`;
 }
 
-if (form && input) {
-  const later = debounce(run, 200);
+function links() {
+  return [...results.querySelectorAll("a.hit-link")];
+}
+
+function walk(event) {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const all = links();
+  if (!all.length) return;
+  const at = all.indexOf(document.activeElement);
+  let next;
+  if (event.target === input) {
+    if (event.key !== "ArrowDown") return;
+    next = 0;
+  } else if (at === -1) {
+    return;
+  } else if (event.key === "ArrowDown") {
+    next = Math.min(at + 1, all.length - 1);
+  } else if (at === 0) {
+    event.preventDefault();
+    input.focus();
+    return;
+  } else {
+    next = at - 1;
+  }
+  event.preventDefault();
+  all[next].focus();
+}
+
+if (form && input && results) {
+  const later = debounce(run, 150);
   input.addEventListener("input", later);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     run();
   });
+  input.addEventListener("keydown", walk);
+  results.addEventListener("keydown", walk);
   if (!input.value) input.focus();
 }
