@@ -15,9 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from onair.accounts.deps import MaybeUser
 from onair.accounts.models import User
 from onair.accounts.service import user_by_username
-from onair.catalog import search
 from onair.catalog import service as catalog
-from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db
 from onair.shows import service as shows
 from onair.shows.browse import service as browse
@@ -32,7 +30,6 @@ HOME_LIVE = 24
 HOME_UPCOMING = 24
 HOME_RECENT = 12
 HOME_TRENDING = 12
-SEARCH_LIMIT = 30
 
 
 async def _viewer(request: Request, user: MaybeUser) -> User | None:
@@ -135,16 +132,6 @@ async def login_page(
     if viewer is not None:
         return RedirectResponse(target, status_code=303)
     return render(request, "login.html", {"next": target}, viewer=viewer)
-
-
-@router.get("/search")
-async def search_page(
-    request: Request, viewer: Viewer, db: Db, q: Annotated[str, Query(max_length=200)] = ""
-) -> Response:
-    # The page answers without JavaScript too; with it, search.js refines as the user types.
-    ids = await search.search_track_ids(db, q, limit=SEARCH_LIMIT) if q.strip() else []
-    tracks = [TrackOut.of(t) for t in await catalog.tracks_by_ids(db, ids)]
-    return render(request, "search.html", {"q": q, "tracks": tracks}, viewer=viewer)
 
 
 @router.get("/shows/new")
