@@ -231,6 +231,9 @@ ROWS = (
     Row("POST", f"{SHOW}/queue", CREW, {"track_id": Ref("track_free")}),
     Row("PUT", f"{SHOW}/queue", CREW, _reorder),
     Row("DELETE", f"{SHOW}/queue/{{item_id}}", CREW, params={"item_id": Each("queue_item")}),
+    # hashtags (browse)
+    Row("GET", "/api/v1/hashtags/trending", PUBLIC),
+    Row("GET", "/api/v1/hashtags/{tag}", PUBLIC, params={"tag": "jazz"}),
     # chat
     Row("GET", f"{SHOW}/chat", PUBLIC),
     Row("GET", f"{SHOW}/chat", CREW, query="?held=true"),
