@@ -29,6 +29,10 @@ from onair.settings import Settings
 from onair.shows.browse.router import router as hashtags_router
 from onair.shows.discovery.pages import router as discovery_pages
 from onair.shows.discovery.router import router as discovery_router
+from onair.shows.follows.pages import router as follows_pages
+from onair.shows.follows.router import feeds as calendar_feeds
+from onair.shows.follows.router import router as follows_router
+from onair.shows.follows.stream import HttpCycle
 from onair.shows.router import router as shows_router
 from onair.stage.router import authorize_voice
 from onair.stage.router import router as stage_router
@@ -89,6 +93,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await onair.stations.resume()
         yield
+        await onair.notifications.aclose()
+        await onair.notifier.aclose()
         await onair.stations.aclose()
         await engine.dispose()
 
@@ -103,6 +109,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
     app.add_middleware(CrossSiteGuard)
+    app.add_middleware(HttpCycle)
     app.add_middleware(RoomWire)  # outermost: it must see the server's own send
     app.include_router(accounts_router)
     app.include_router(catalog_router)
@@ -116,6 +123,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(requests_router)
     app.include_router(moderation_router)
     app.include_router(moderation_pages)
+    app.include_router(follows_router)
+    app.include_router(follows_pages)
+    app.include_router(calendar_feeds)  # before the pages' /shows/{id}, which would take .ics
     app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_voice))
     app.mount("/listen", stream_routes(onair.stations.feed))
     mount_web(app)

@@ -16,6 +16,7 @@ from onair.media.webrtc import WebRtcService
 from onair.ratelimit import RateLimiter
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
+from onair.shows.follows.notifications import NotificationHub, Notifier
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Limiters:
     reaction: RateLimiter
     song_request: RateLimiter
     report: RateLimiter
+    follow: RateLimiter
     login_failure: RateLimiter
     """Counts wrong passwords per account: an account out of tokens is locked out."""
 
@@ -39,10 +41,15 @@ class OnAir:
     sessions: async_sessionmaker[AsyncSession]
     limiters: Limiters = field(init=False)
     rooms: RoomHub = field(init=False)
+    notifications: NotificationHub = field(init=False)
+    """Each user's open notification streams: the in-process bus, as `rooms` is for rooms."""
+    notifier: Notifier = field(init=False)
     stations: Stations = field(init=False)
 
     def __post_init__(self) -> None:
         self.rooms = RoomHub(self.clock)
+        self.notifications = NotificationHub()
+        self.notifier = Notifier(self.sessions, self.clock, self.notifications)
         self.stations = Stations(
             self.sessions,
             self.rooms,
@@ -73,6 +80,9 @@ class OnAir:
             ),
             report=RateLimiter(
                 self.clock, burst=s.reports_per_hour, per_seconds=3600, name="reports"
+            ),
+            follow=RateLimiter(
+                self.clock, burst=s.follows_per_hour, per_seconds=3600, name="follows"
             ),
             login_failure=RateLimiter(
                 self.clock,

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     chat_min_account_age_minutes: int = Field(
         default=0, ge=0, description="Accounts younger than this may read chat but not write."
     )
+    follows_per_hour: int = Field(
+        default=60, ge=1, description="Follows and unfollows one user may make per hour."
+    )
+    notification_heartbeat_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between the comments that keep a notification stream open.",
+    )
     community_rules: str = Field(
         default="",
         description="The community rules shown until an admin edits them (empty: a short default).",

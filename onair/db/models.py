@@ -9,21 +9,25 @@ from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import PlayLog
 from onair.shows.browse.models import ShowGenreSeconds
 from onair.shows.discovery.models import PLAY_LOG_BY_TRACK, PLAY_LOG_ON_AIR
+from onair.shows.follows.models import CalendarFeed, Follow, Notification
 from onair.shows.models import QueueItem, Show, ShowHashtag
 from onair.stage.models import CoHost, StageEntry
 
 __all__ = [
+    "PLAY_LOG_BY_TRACK",
+    "PLAY_LOG_ON_AIR",
     "Album",
     "Artist",
     "AuditEntry",
     "Base",
+    "CalendarFeed",
     "ChatMessage",
     "CoHost",
     "CommunityRules",
+    "Follow",
     "Genre",
     "Licence",
-    "PLAY_LOG_BY_TRACK",
-    "PLAY_LOG_ON_AIR",
+    "Notification",
     "PlayLog",
     "QueueItem",
     "Report",

@@ -511,6 +511,7 @@ async def _bar(
     )
     await db.commit()
     ctx.rooms.disconnect_user(account.id, why)
+    ctx.notifications.disconnect_user(account.id, why)
     for show in live:
         if show.host_id == account.id:
             continue

@@ -169,6 +169,8 @@ def _fields(body: ShowCreate | ShowEdit) -> service.ShowFields:
 async def create_show(body: ShowCreate, user: CurrentUser, ctx: Ctx, db: Db) -> ShowOut:
     show = await service.create_show(db, ctx.clock, user, _fields(body))
     await db.commit()
+    if show.scheduled_start is not None:
+        await ctx.notifier.show_scheduled(show)
     return ShowOut.of(show)
 
 
@@ -231,8 +233,11 @@ async def edit_show(
 ) -> ShowOut:
     show = await service.get_show(db, show_id)
     service.require_host(show, user)
+    start = show.scheduled_start
     await service.edit_show(db, ctx.clock, show, _fields(body))
     await db.commit()
+    if show.scheduled_start not in (None, start) and show.status is ShowStatus.scheduled:
+        await ctx.notifier.show_scheduled(show)
     return ShowOut.of(show)
 
 
@@ -251,6 +256,8 @@ async def go_live(show_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> ShowO
             await service.revert_to_scheduled(db, show)
             await db.commit()
         raise ApiError(503, "studio_failed", "the studio could not start; try again") from None
+    if not was_live:
+        await ctx.notifier.show_went_live(show)
     return ShowOut.of(show)
 
 

@@ -19,6 +19,7 @@ from onair.catalog import service as catalog
 from onair.context import Ctx, Db
 from onair.shows import service as shows
 from onair.shows.browse import service as browse
+from onair.shows.follows.service import follow_view
 from onair.shows.router import ShowOut, now_playing, queue_out
 from onair.stage import crew
 from onair.web.error_pages import error_page, install_html_errors
@@ -98,7 +99,11 @@ async def host_page(request: Request, username: str, viewer: Viewer, ctx: Ctx, d
     host = await user_by_username(db, username)
     if host is None:
         return await error_page(request, 404, "user not found")
-    context = {"host": host, "sections": await _sections(db, ctx, host=host.username)}
+    context = {
+        "host": host,
+        "sections": await _sections(db, ctx, host=host.username),
+        "follow": await follow_view(db, viewer, host.id),
+    }
     return render(request, "host.html", context, viewer=viewer)
 
 
@@ -147,7 +152,9 @@ async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db
     show = await shows.get_show(db, show_id)
     out = ShowOut.of(show, await now_playing(ctx, db, show))
     is_crew = viewer is not None and await crew.is_crew(db, show, viewer)
-    return render(request, "show.html", {"show": out, "is_crew": is_crew}, viewer=viewer)
+    follow = await follow_view(db, viewer, show.host_id)
+    context = {"show": out, "is_crew": is_crew, "follow": follow}
+    return render(request, "show.html", context, viewer=viewer)
 
 
 @router.get("/shows/{show_id}/console")
