@@ -218,6 +218,10 @@ ROWS = (
     Row("GET", "/api/v1/catalog/tracks/{track_id}", PUBLIC),
     Row("GET", "/api/v1/catalog/tracks/{track_id}/artwork", PUBLIC),
     Row("GET", "/api/v1/catalog/genres", PUBLIC),
+    Row("GET", "/api/v1/catalog/tracks/{track_id}/plays", PUBLIC),
+    Row("GET", "/api/v1/catalog/artists/{artist_id}", PUBLIC, params={"artist_id": "1"}),
+    # discovery: one search over shows, hosts, hashtags, artists and songs
+    Row("GET", "/api/v1/search", PUBLIC, query="?q=morning"),
     # shows
     Row("POST", "/api/v1/shows", SIGNED_IN, {"title": "Another show"}),
     Row("GET", "/api/v1/shows", PUBLIC),
