@@ -18,7 +18,7 @@ import numpy.typing as npt
 __all__ = ["fade_in_gain", "fade_out_gain"]
 
 Gains = npt.NDArray[np.float32]
-Angles = npt.NDArray[np.float64]
+Progress = npt.NDArray[np.float64]
 
 
 def fade_in_gain(positions: npt.NDArray[np.int64], start: int, length: int) -> Gains:
@@ -29,25 +29,33 @@ def fade_in_gain(positions: npt.NDArray[np.int64], start: int, length: int) -> G
     """
     if length <= 0:
         return (positions >= start).astype(np.float32)
-    t = _quarter_turns(positions, start, length)
-    gains: Gains = np.sin(t, out=t).astype(np.float32)
-    return gains
+    return _sine(_progress(positions, start, length))
 
 
 def fade_out_gain(positions: npt.NDArray[np.int64], start: int, length: int) -> Gains:
     """Gain falling 1 → 0 over ``length`` samples from ``start``, equal-power shaped."""
     if length <= 0:
         return (positions < start).astype(np.float32)
-    t = _quarter_turns(positions, start, length)
-    gains: Gains = np.cos(t, out=t).astype(np.float32)
-    return gains
+    # cos(x * pi/2) as sin((1 - x) * pi/2): the same curve, and exactly 0 where the fade ends.
+    left = _progress(positions, start, length)
+    np.subtract(1.0, left, out=left)
+    return _sine(left)
 
 
-def _quarter_turns(positions: npt.NDArray[np.int64], start: int, length: int) -> Angles:
-    """The fade's progress clamped to 0..1, as an angle of 0..pi/2; one array, worked in place
-    (np.clip costs more in call overhead than the arithmetic on a frame's samples)."""
-    t: Angles = np.multiply(positions - start, 1.0 / length, dtype=np.float64)
+def _progress(positions: npt.NDArray[np.int64], start: int, length: int) -> Progress:
+    """How far through the fade each position is, clamped to 0..1; worked in place, as
+    np.clip costs more in call overhead than the arithmetic on a frame's samples."""
+    t: Progress = np.multiply(positions - start, 1.0 / length, dtype=np.float64)
     np.maximum(t, 0.0, out=t)
     np.minimum(t, 1.0, out=t)
-    t *= math.pi / 2.0
     return t
+
+
+def _sine(progress: Progress) -> Gains:
+    """sin(progress * pi/2), evaluated in float32: the gains are float32 anyway, and numpy's
+    float32 sine is vectorised where the float64 one is not (8x faster on a frame); the
+    result is within an ulp or two of the float64 curve."""
+    progress *= math.pi / 2.0
+    angles = progress.astype(np.float32)
+    gains: Gains = np.sin(angles, out=angles)
+    return gains

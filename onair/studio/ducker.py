@@ -108,15 +108,8 @@ class Ducker:
         sizes = self._sizes if n == self._sizes_of else self._block_sizes(n)
         powers = self._block_powers(key, sizes)
         begin = self._gain
-        ends = []
-        still = True
-        advance = self._advance
-        for power, size in zip(powers, sizes, strict=True):
-            advance(power, size)
-            end = self._gain
-            ends.append(end)
-            still = still and end == begin
-        if still:
+        ends = self._advance(powers, sizes)
+        if all(end == begin for end in ends):
             return begin
         gains: Gains = np.empty(n, dtype=np.float32)
         start = 0
@@ -151,21 +144,28 @@ class Ducker:
             start += size
         return powers
 
-    def _advance(self, power: float, samples: int) -> None:
-        if power > self._threshold_power:
-            self._hold_left = self._hold
-            target = self._depth_db
-        elif self._hold_left > 0:
-            self._hold_left -= samples
-            target = self._depth_db
-        else:
-            target = 0.0
-        seconds = samples / SAMPLE_RATE
-        depth = max(self._depth_db, 1.0)
-        if self._reduction_db < target:
-            step = depth * seconds / self._attack_s
-            self._reduction_db = min(target, self._reduction_db + step)
-        elif self._reduction_db > target:
-            step = depth * seconds / self._release_s
-            self._reduction_db = max(target, self._reduction_db - step)
-        self._gain = 1.0 if self._reduction_db == 0.0 else math.pow(10.0, -self._reduction_db / 20)
+    def _advance(self, powers: list[float], sizes: list[int]) -> list[float]:
+        """Steps the detector through the frame's blocks; the gain at the end of each."""
+        threshold, depth_db = self._threshold_power, self._depth_db
+        depth = max(depth_db, 1.0)
+        reduction, hold_left, gain = self._reduction_db, self._hold_left, self._gain
+        ends = []
+        for power, samples in zip(powers, sizes, strict=True):
+            if power > threshold:
+                hold_left = self._hold
+                target = depth_db
+            elif hold_left > 0:
+                hold_left -= samples
+                target = depth_db
+            else:
+                target = 0.0
+            if reduction != target:
+                seconds = samples / SAMPLE_RATE
+                if reduction < target:
+                    reduction = min(target, reduction + depth * seconds / self._attack_s)
+                else:
+                    reduction = max(target, reduction - depth * seconds / self._release_s)
+                gain = 1.0 if reduction == 0.0 else math.pow(10.0, -reduction / 20)
+            ends.append(gain)
+        self._reduction_db, self._hold_left, self._gain = reduction, hold_left, gain
+        return ends
