@@ -123,6 +123,8 @@ class Row:
     live: bool = False
     """The studio runs: the route reads the live show (studio, stage, voice lines)."""
     prepare: Prepare | None = None
+    stream: bool = False
+    """The answer never ends (server-sent events): only its status is read."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -396,6 +398,18 @@ ROWS = (
         params={"user_id": Ref("exile")},
     ),
     Row("GET", f"{MOD}/audit", ADMINS),
+    # follows and notifications: anyone sees a host's follower count, only the host (and
+    # moderators) who the followers are; following yourself is a 422
+    Row("GET", "/api/v1/users/{user_id}/follow", PUBLIC, params={"user_id": Ref("host")}),
+    Row("PUT", "/api/v1/users/{user_id}/follow", SIGNED_IN, params={"user_id": Ref("host")}),
+    Row("DELETE", "/api/v1/users/{user_id}/follow", SIGNED_IN, params={"user_id": Ref("host")}),
+    Row("GET", "/api/v1/users/{user_id}/followers", HOST, params={"user_id": Ref("host")}),
+    Row("GET", "/api/v1/follows", SIGNED_IN),
+    Row("GET", "/api/v1/notifications", SIGNED_IN),
+    Row("POST", "/api/v1/notifications/read", SIGNED_IN, {}),
+    Row("GET", "/api/v1/notifications/stream", SIGNED_IN, stream=True),
+    Row("GET", "/api/v1/calendar", SIGNED_IN),
+    Row("POST", "/api/v1/calendar/token", SIGNED_IN),
     # WebRTC: anyone listens, and whoever holds a listening session's id may end it; only the
     # host and co-hosts send their voice, each on their own line
     Row("POST", f"{SHOW}/whep", PUBLIC, _offer, live=True),
@@ -748,6 +762,11 @@ def outcome(status: int) -> str:
 @pytest.mark.parametrize(("row", "persona"), _cases())
 async def test_route(worlds: Worlds, row: Row, persona: str) -> None:
     world = await worlds.get(row.id, live=row.live, prepare=row.prepare)
+    if row.stream:
+        token = world.seed.tokens.get(persona)
+        status = await _stream_status(world.app, _path(row, world.names, persona), token)
+        assert outcome(status) == row.expected(persona), f"{row.id} as {persona}: {status}"
+        return
     async with world.client(persona) as client:
         r = await client.request(
             row.method, _path(row, world.names, persona), **_request(row, world, persona)
@@ -758,6 +777,48 @@ async def test_route(worlds: Worlds, row: Row, persona: str) -> None:
     assert got == want or allowed_anyway, (
         f"{row.id} as {persona}: expected {CODES[want]}, got {r.status_code} {r.text[:200]}"
     )
+
+
+async def _stream_status(app: FastAPI, path: str, token: str | None) -> int:
+    """Opens a stream as a browser would and hangs up once it answers; returns the status
+    (httpx's ASGI transport would wait for a body that never ends)."""
+    answered = asyncio.Event()
+    status = 0
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Mapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            answered.set()
+
+    headers = [(b"host", b"testserver"), (b"accept", b"text/event-stream")]
+    if token:
+        headers.append((b"cookie", f"onair_session={token}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    return status
 
 
 def test_every_operation_has_a_row_and_every_row_an_operation(tmp_path: Path) -> None:
@@ -915,6 +976,7 @@ PAGES = (
     ("/shows/{show_id}/console", "L F F F + + + + L"),
     ("/moderation", "L F F F F F + + L"),
     ("/moderation/audit", "L F F F F F F + L"),
+    ("/notifications", "L + + + + + + + L"),
 )
 
 
