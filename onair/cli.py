@@ -71,8 +71,13 @@ def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -
 
 
 def _migrate(settings: Settings) -> None:
+    from onair.shows.discovery.index import backfill_if_empty
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
+    # Shows and artists from before discovery's indexes (migration 0006) are indexed once.
+    if _with_db(settings, backfill_if_empty):
+        console.print("indexed the existing shows, hosts, hashtags and artists for search")
 
 
 @db_cli.command("upgrade")

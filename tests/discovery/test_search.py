@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onair.catalog.search import ARTISTS, clear_index
 from onair.db.base import make_engine, make_sessionmaker
 from onair.db.migrate import upgrade
 from onair.shows import service as shows
@@ -242,3 +243,20 @@ async def test_queries_without_words_find_nothing_and_never_fail(
     assert isinstance(results, Results)
     if not any(ch.isalnum() for ch in query):
         assert results.empty
+
+
+async def test_what_was_there_before_the_indexes_is_indexed_once(schedule: World) -> None:
+    """A database upgraded to migration 0006 has shows and artists but empty indexes; the
+    upgrade's backfill fills them, and does nothing the next time."""
+    await schedule.tracks(("Hey Jude", "The Beatles"))
+    db = schedule.db
+    for search_index in (index.SHOWS, index.HOSTS, index.HASHTAGS, ARTISTS):
+        await clear_index(db, search_index)
+    await db.commit()
+    assert (await found(schedule, "jazz")).empty
+    assert await index.backfill_if_empty(db)
+    results = await found(schedule, "jazz")
+    assert len(results.shows) == 3 and results.hashtags
+    assert [a.name for a in (await found(schedule, "beatles")).artists] == ["The Beatles"]
+    assert [u.username for u in (await found(schedule, "samuel")).hosts] == ["dj_sam"]
+    assert not await index.backfill_if_empty(db)
