@@ -249,15 +249,16 @@ async def trending_hashtags(
     Ties go to the tag with more shows live now, then alphabetically.
     """
     since = now - window
-    minutes = (
-        select(
-            PlayLog.show_id.label("show_id"),
-            (func.sum(PlayLog.listener_seconds) / 60.0).label("minutes"),
-        )
-        .where(PlayLog.started_at >= since, PlayLog.started_at <= now)
-        .group_by(PlayLog.show_id)
-        .subquery()
-    )
+    plays = select(
+        PlayLog.show_id.label("show_id"),
+        (func.sum(PlayLog.listener_seconds) / 60.0).label("minutes"),
+    ).where(PlayLog.started_at >= since, PlayLog.started_at <= now)
+    if tag is not None:
+        # Only the tag's shows' plays: PostgreSQL would otherwise sum the whole window's once
+        # per show it joins.
+        tagged = select(ShowHashtag.show_id).where(ShowHashtag.tag == tag)
+        plays = plays.where(PlayLog.show_id.in_(tagged))
+    minutes = plays.group_by(PlayLog.show_id).subquery()
     listener_minutes = func.coalesce(func.sum(func.coalesce(minutes.c.minutes, 0.0)), 0.0)
     shows = func.count(distinct(Show.id))
     live = func.sum(case((Show.status == ShowStatus.live, 1), else_=0))
