@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from onair.app import create_app
 from onair.db.migrate import upgrade
+from onair.live.station import LISTENERS_EVERY_S
 from onair.royalties.models import PlayLog
 from onair.settings import Settings
 from onair.shows.browse.models import ShowGenreSeconds
@@ -114,7 +115,20 @@ async def _row(server: RunningServer, show_id: int) -> dict[str, float]:
         }
 
 
+def _count_listener_writes(server: RunningServer) -> list[str]:
+    """Every statement that writes a show's listener count, as the database sees it."""
+    writes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE shows SET listeners_now"):
+            writes.append(statement)
+
+    event.listen(server.app.state.onair.engine.sync_engine, "before_cursor_execute", seen)
+    return writes
+
+
 async def _scenario(server: RunningServer) -> None:
+    writes = _count_listener_writes(server)
     one_http, one = await _go_live(server.url, "one_host", "One Reader")
     three_http, three = await _go_live(server.url, "three_host", "Three Readers")
     none_http, nobody = await _go_live(server.url, "none_host", "Nobody")
@@ -134,6 +148,12 @@ async def _scenario(server: RunningServer) -> None:
         ]
         assert "3 listening" in live.group(1)
         assert "1 listening" in live.group(1)
+
+        # Nothing changes now, so nothing is written (the studios sample every second).
+        before = list(writes)
+        assert len(before) >= 3  # each studio wrote its first count, and the changes since
+        await asyncio.sleep(LISTENERS_EVERY_S + 2)
+        assert writes == before
 
         # The studio credits the song's seconds to the show's genre time as it plays.
         async def credited() -> Any:
