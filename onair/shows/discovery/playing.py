@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.catalog.models import TrackArtist
@@ -40,18 +41,20 @@ class Play:
     live: bool
 
 
-def _matching(track_ids: Sequence[int], artist_ids: Sequence[int]) -> ColumnElement[bool] | None:
-    """The condition on the play's track: one of the tracks, or by one of the artists."""
+def _matching(
+    track_ids: Sequence[int], artist_ids: Sequence[int]
+) -> list[tuple[Select[Any], ColumnElement[bool]]]:
+    """One (FROM, condition) per kind of key: plays of the tracks, plays of the artists'
+    tracks. Asked apart, each seeks its index; as one OR with a subquery PostgreSQL walked
+    every play by time instead (150 ms at a million plays)."""
     tracks, artists = list(track_ids)[:MAX_KEYS], list(artist_ids)[:MAX_KEYS]
-    parts: list[ColumnElement[bool]] = []
+    out: list[tuple[Select[Any], ColumnElement[bool]]] = []
     if tracks:
-        parts.append(PlayLog.track_id.in_(tracks))
+        out.append((select(PlayLog), PlayLog.track_id.in_(tracks)))
     if artists:
-        by_artist = select(TrackArtist.track_id).where(TrackArtist.artist_id.in_(artists))
-        parts.append(PlayLog.track_id.in_(by_artist))
-    if not parts:
-        return None
-    return or_(*parts)
+        joined = select(PlayLog).join(TrackArtist, TrackArtist.track_id == PlayLog.track_id)
+        out.append((joined, TrackArtist.artist_id.in_(artists)))
+    return out
 
 
 async def playing_now(
@@ -63,24 +66,28 @@ async def playing_now(
     limit: int = 50,
 ) -> list[Play]:
     """The live shows whose song on air at `now` is one of `track_ids` or by one of
-    `artist_ids`, the song that started most recently first; one play per show."""
-    matching = _matching(track_ids, artist_ids)
-    if matching is None or limit <= 0:
+    `artist_ids`, the song that started most recently first; one play per show.
+
+    The open rows are one per live show at most (two in a crossfade), so all that match are
+    read, without an ORDER BY that would tempt a planner into walking the log by time."""
+    if limit <= 0:
         return []
-    stmt = (
-        select(PlayLog.show_id, PlayLog.track_id, PlayLog.started_at)
-        .join(Show, Show.id == PlayLog.show_id)
-        .where(
-            PlayLog.ended_at.is_(None),
-            matching,
-            PlayLog.started_at <= now,
-            Show.status == ShowStatus.live,
+    rows: list[tuple[int, int, datetime]] = []
+    for base, matching in _matching(track_ids, artist_ids):
+        stmt = (
+            base.with_only_columns(PlayLog.show_id, PlayLog.track_id, PlayLog.started_at)
+            .join(Show, Show.id == PlayLog.show_id)
+            .where(
+                PlayLog.ended_at.is_(None),
+                matching,
+                PlayLog.started_at <= now,
+                Show.status == ShowStatus.live,
+            )
         )
-        .order_by(PlayLog.started_at.desc())
-        .limit(limit * 2)
-    )
+        rows.extend((r[0], r[1], r[2]) for r in await db.execute(stmt))
+    rows.sort(key=lambda r: r[2], reverse=True)
     plays: dict[int, Play] = {}
-    for show_id, track_id, started_at in await db.execute(stmt):
+    for show_id, track_id, started_at in rows:
         plays.setdefault(show_id, Play(show_id, track_id, started_at, None, True))
     return list(plays.values())[:limit]
 
@@ -99,26 +106,38 @@ async def recently_played(
     `now`, or at any time in an ended show (its setlist). Live shows first, then the latest
     play first; one play (the latest) per show, none of `exclude_shows` (those playing it now).
     """
-    matching = _matching(track_ids, artist_ids)
-    if matching is None or limit <= 0:
+    if limit <= 0:
         return []
-    stmt = (
-        select(PlayLog.show_id, PlayLog.track_id, PlayLog.started_at, PlayLog.ended_at, Show.status)
-        .join(Show, Show.id == PlayLog.show_id)
-        .where(
-            matching,
-            PlayLog.started_at <= now,
-            or_(PlayLog.started_at >= now - within, Show.status == ShowStatus.ended),
+    # The plays alone first, read from the index (track, start, show, end) without a visit
+    # to the shows per play; then the few shows they are in, once each.
+    rows: list[tuple[int, int, datetime, datetime | None]] = []
+    for base, matching in _matching(track_ids, artist_ids):
+        stmt = (
+            base.with_only_columns(
+                PlayLog.show_id, PlayLog.track_id, PlayLog.started_at, PlayLog.ended_at
+            )
+            .where(matching, PlayLog.started_at <= now)
+            .order_by(PlayLog.started_at.desc())
+            .limit(RECENT_ROWS)
         )
-        .order_by(PlayLog.started_at.desc())
-        .limit(RECENT_ROWS)
-    )
+        rows.extend((r[0], r[1], r[2], r[3]) for r in await db.execute(stmt))
+    if not rows:
+        return []
+    shows = {r[0] for r in rows}
+    status: dict[int, ShowStatus] = {
+        show_id: s
+        for show_id, s in await db.execute(select(Show.id, Show.status).where(Show.id.in_(shows)))
+    }
+    since = now - within
+    rows.sort(key=lambda r: r[2], reverse=True)
     skip = set(exclude_shows)
     plays: dict[int, Play] = {}
-    for show_id, track_id, started_at, ended_at, status in await db.execute(stmt):
-        if show_id in skip or show_id in plays:
+    for show_id, track_id, started_at, ended_at in rows:
+        if show_id in skip or show_id in plays or show_id not in status:
             continue
-        live = status is ShowStatus.live
+        if started_at < since and status[show_id] is not ShowStatus.ended:
+            continue
+        live = status[show_id] is ShowStatus.live
         if live and ended_at is None:
             # Still on air in a live show: that is playing now, not recently played.
             continue

@@ -34,6 +34,8 @@ TRACKS_LIMIT = 10
 # match for "love" is still found; and the artists.
 PLAYED_TRACKS = 200
 PLAYED_ARTISTS = 10
+# Past plays are many more than songs on air: "recently played" asks about the best of them.
+RECENT_TRACKS = 50
 PLAYING_LIMIT = 20
 RECENT_LIMIT = 20
 
@@ -152,7 +154,7 @@ async def plays_of(
     )
     recent = await playing.recently_played(
         db,
-        track_ids=track_ids,
+        track_ids=track_ids[:RECENT_TRACKS],
         artist_ids=artist_ids,
         now=now,
         within=within,

@@ -102,11 +102,15 @@ def upgrade() -> None:
     op.create_index(
         "ix_play_log_on_air",
         "play_log",
-        ["track_id", "show_id"],
+        ["track_id", "started_at", "show_id"],
         sqlite_where=sa.text("ended_at IS NULL"),
         postgresql_where=sa.text("ended_at IS NULL"),
     )
-    op.create_index("ix_play_log_track_started", "play_log", ["track_id", "started_at"])
+    op.create_index(
+        "ix_play_log_track_started",
+        "play_log",
+        ["track_id", "started_at", "show_id", "ended_at"],
+    )
 
 
 def downgrade() -> None:
