@@ -190,12 +190,15 @@ async def feed_owner(db: AsyncSession, token: str, now: datetime) -> User:
 
 async def upcoming_followed(db: AsyncSession, user: User, now: datetime) -> list[Show]:
     """The shows of the hosts `user` follows that are live or have a start to come (a host
-    running late is still coming, up to OVERDUE); ended and cancelled ones are gone."""
+    running late is still coming, up to OVERDUE); ended and cancelled ones are gone, and so
+    are a banned host's."""
     stmt = (
         select(Show)
         .join(Follow, Follow.host_id == Show.host_id)
+        .join(User, User.id == Show.host_id)
         .where(
             Follow.follower_id == user.id,
+            User.banned_at.is_(None),
             or_(
                 Show.status == ShowStatus.live,
                 (Show.status == ShowStatus.scheduled) & (Show.scheduled_start >= now - OVERDUE),
