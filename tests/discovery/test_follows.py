@@ -397,3 +397,42 @@ def test_the_stream_ends_cleanly_when_the_server_stops(settings: Settings) -> No
             # httpx would raise), after telling the page why.
             assert next_event(events, "closed").json() == {"reason": "server_shutdown"}
             assert list(events) == []
+
+
+@pytest.mark.postgres
+async def test_follows_notifications_and_the_feed_on_postgres(
+    postgres_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    from icalendar import Calendar
+
+    from onair.db.migrate import upgrade_async
+
+    await upgrade_async(postgres_url)
+    app = create_app(Settings(data_dir=tmp_path, database_url=postgres_url), clock)
+    app.state.onair.notifier.inline_limit = 0  # the background fan-out, on PostgreSQL too
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pg")
+
+    async with client() as host, client() as fan, client() as feed_reader:
+        host_id = (await sign_up(host, "pg_host"))["id"]
+        await sign_up(fan, "pg_fan")
+        for _ in range(2):  # the second one hits ON CONFLICT DO NOTHING
+            assert (await fan.put(f"/api/v1/users/{host_id}/follow")).json()["followers"] == 1
+        start = _in(clock, 2)
+        show = (
+            await host.post("/api/v1/shows", json={"title": "PG Night", "scheduled_start": start})
+        ).json()
+        await app.state.onair.notifier.idle()
+        got = (await fan.get("/api/v1/notifications")).json()
+        assert [n["kind"] for n in got["notifications"]] == ["scheduled"] and got["unread"] == 1
+        assert (await host.post(f"/api/v1/shows/{show['id']}/live")).status_code == 200
+        await app.state.onair.notifier.idle()
+        got = (await fan.get("/api/v1/notifications")).json()
+        assert [n["kind"] for n in got["notifications"]] == ["live"]
+        url = (await fan.post("/api/v1/calendar/token")).json()["url"]
+        cal = Calendar.from_ical((await feed_reader.get(url)).content)
+        assert [str(e["SUMMARY"]) for e in cal.walk("VEVENT")] == ["PG Night — pg_host"]
+        await host.post(f"/api/v1/shows/{show['id']}/end")
+    await app.state.onair.stations.aclose()
+    await app.state.onair.engine.dispose()
