@@ -6,7 +6,7 @@ import { el } from "./common.js";
 const bell = document.querySelector("[data-bell]");
 const count = bell?.querySelector("[data-bell-count]");
 const seen = new Set();
-let notices = null;
+let notices;
 
 function setUnread(n) {
   if (!bell) return;
@@ -22,11 +22,13 @@ function describe(n) {
   return n.kind === "live" ? `${who} is live: ${n.show.title}` : `${who} scheduled ${n.show.title}`;
 }
 
+/** The region the notices go in, in the page from the start so screen readers announce them. */
+function noticeRegion() {
+  notices = el("div", { class: "notices", role: "status", "aria-live": "polite", dataset: { notices: "" } });
+  document.body.append(notices);
+}
+
 function notice(n) {
-  if (!notices) {
-    notices = el("div", { class: "notices", role: "status", "aria-live": "polite", dataset: { notices: "" } });
-    document.body.append(notices);
-  }
   const close = el("button", { type: "button", class: "link-button", "aria-label": "Dismiss", text: "×" });
   const item = el(
     "div",
@@ -59,6 +61,7 @@ function connect() {
 }
 
 if (bell) {
+  noticeRegion();
   bell.dataset.stream = "connecting";
   const source = connect();
   source.addEventListener("open", () => (bell.dataset.stream = "open"));
