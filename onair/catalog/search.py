@@ -703,27 +703,47 @@ async def search_ids(
 ) -> list[int]:
     """Ids of the documents of `index` (of one band, when it has several) matching every word
     of `query`, best first."""
-    typed = tokens(query)[:MAX_QUERY_WORDS]
-    if not typed or limit <= 0:
-        return []
     if band is None and index.bands > 1:
         raise ValueError(f"{index.table} is searched one band at a time")
-    at = _Band(index, band or 0)
+    found = await search_bands(db, index, query, [band or 0], limit=limit, offset=offset)
+    return found[band or 0]
+
+
+async def search_bands(
+    db: AsyncSession,
+    index: SearchIndex,
+    query: str,
+    bands: Sequence[int],
+    *,
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[int, list[int]]:
+    """`search_ids` for each of `bands`, the words looked up (and corrected) once for all."""
+    out: dict[int, list[int]] = {band: [] for band in bands}
+    typed = tokens(query)[:MAX_QUERY_WORDS]
+    if not typed or limit <= 0:
+        return out
     last = len(typed) - 1
     # Every word matches as a prefix, so "dan sug" finds "Dance of the Sugar Plum Fairy"; a lone
     # letter only at the end, where it is the word being typed.
     words = [_Word(w, prefix=len(w) > 1 or i == last, last=i == last) for i, w in enumerate(typed)]
     words = [replace(w, vocabulary=await _look_up(db, index, w)) for w in words]
     wanted = offset + limit
-    found = await _run_tier(db, at, words, wanted)
-    if len(found) < wanted:
-        for tier in await _typo_tiers(db, index, words):
-            more = await _run_tier(db, at, tier, wanted + len(found))
-            seen = set(found)
-            found.extend(i for i in more if i not in seen)
-            if len(found) >= wanted:
-                break
-    return found[offset:wanted]
+    tiers: list[list[_Word]] | None = None
+    for band in bands:
+        at = _Band(index, band)
+        found = await _run_tier(db, at, words, wanted) if all(w.known for w in words) else []
+        if len(found) < wanted:
+            if tiers is None:
+                tiers = await _typo_tiers(db, index, words)
+            for tier in tiers:
+                more = await _run_tier(db, at, tier, wanted + len(found))
+                seen = set(found)
+                found.extend(i for i in more if i not in seen)
+                if len(found) >= wanted:
+                    break
+        out[band] = found[offset:wanted]
+    return out
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,8 @@ async def search_shows(
     db: AsyncSession, query: str, *, per_status: int = SHOWS_PER_STATUS
 ) -> list[Show]:
     """Shows matching `query`: the best live ones, then upcoming, then past."""
-    ids: list[int] = []
-    for band in sorted(BANDS.values()):
-        ids += await search.search_ids(db, SHOWS, query, limit=per_status, band=band)
+    bands = await search.search_bands(db, SHOWS, query, sorted(BANDS.values()), limit=per_status)
+    ids = [i for band in sorted(bands) for i in bands[band]]
     if not ids:
         return []
     found = {s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(ids)))).unique()}
