@@ -4,7 +4,10 @@ Decoding happens ahead of playback, off the frame path: each track on air (and t
 opened before it is needed) has a bounded ring of decoded 48 kHz stereo samples that a decoder
 fills, by default in one background thread per deck. ``MusicDeck.next_frame`` only copies from
 those rings, so the 20 ms frame path never waits on the disk or on FFmpeg; if a ring is ever
-short it plays silence for the missing part and counts an underrun rather than blocking.
+short it plays silence for the missing part and counts an underrun rather than blocking. A ring
+is topped up in batches (``REFILL_S`` at a time, once it has drained that far), not a chunk per
+frame: FFmpeg's decoder then runs in bursts, with its tables in cache, instead of a little in
+every frame between the encoders' work.
 
 Segues follow radio-automation practice: when the decoder reaches the end of the song on air
 (the ring holds more than the crossfade, so the exact end is known before the segue starts), the
@@ -68,8 +71,8 @@ DECODE_AHEAD_S: Final = 2.0
 PREPARE_S: Final = 1.0
 # A song on air is decoded in batches: its ring is topped up only once it has drained this far
 # below its target, and then to the target in one go. Most frames then do no decoding work at
-# all (one comparison), and a batch pays the step's overhead once for a dozen MP3 frames.
-REFILL_S: Final = 0.25
+# all (one comparison), and a batch of some 20 MP3 frames pays for the step once.
+REFILL_S: Final = 0.5
 # One decoding step stops after this many decoded chunks, so a background decoder serving several
 # songs goes round all of them (the next song's pre-decode is never starved by a long top-up).
 MAX_CHUNKS_PER_STEP: Final = 32
@@ -707,14 +710,19 @@ class MusicDeck:
     def _render(self, player: _Player, out: Samples, first: bool) -> None:
         """Add ``player``'s next samples into ``out``; the ``first`` player of a frame finds
         ``out`` silent, so its samples are read straight into it and scaled there."""
-        skip = min(player.delay, FRAME_SAMPLES)
-        player.delay -= skip
+        skip = 0
+        if player.delay:
+            skip = min(player.delay, FRAME_SAMPLES)
+            player.delay -= skip
         wanted = FRAME_SAMPLES - skip
         if player.end_at is not None:
             wanted = min(wanted, player.end_at - player.position)
         got = 0
         if wanted > 0:
-            view = out[:, skip : skip + wanted] if first else self._scratch[:, :wanted]
+            if first:
+                view = out if wanted == FRAME_SAMPLES else out[:, skip : skip + wanted]
+            else:
+                view = self._scratch[:, :wanted]
             got = player.reader.ring.read_into(view)
             if got < wanted and not player.reader.finished:
                 self._underruns += 1
@@ -722,7 +730,7 @@ class MusicDeck:
             if not player.started:
                 player.started = True
                 self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
-            samples = view[:, :got]
+            samples = view if got == wanted else view[:, :got]
             if player.has_fade_within(got):
                 gains = player.envelope(player.position + self._offsets[:got])
                 gains *= player.gain
@@ -770,7 +778,8 @@ class MusicDeck:
 
     def _at_frame_boundary(self) -> None:
         self._report_failures()
-        self._ensure_prepared()
+        if self._prepared is None and self._upcoming:
+            self._ensure_prepared()
         silent = not self._playing and self._transport == 0.0
         if self._skips:
             self._skips = 0

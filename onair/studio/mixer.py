@@ -89,7 +89,7 @@ class Mixer:
             if routing.on_air is None
             else {v: f for v, f in voices.items() if v in routing.on_air}
         )
-        bus = _sum(on_air.values())
+        bus = next(iter(on_air.values())) if len(on_air) == 1 else _sum(on_air.values())
         self.ducker.apply(music, bus)
         bed = music if bus is None else music + bus
         program = self._program_limiter.process(bed)

@@ -197,7 +197,8 @@ class Studio:
     def render_frame(self) -> ProgramFrame:
         """Render the next 20 ms of program and the returns, and hand them to subscribers."""
         pts = self._pts
-        wallclock = self.wallclock_at(pts)
+        origin = self._start_wallclock
+        wallclock = (self._wallclock_origin() if origin is None else origin) + pts / SAMPLE_RATE
         music = self.deck.next_frame()
         voices: dict[str, Samples] = {
             voice_id: voice.pull() for voice_id, voice in self._voices.items() if voice.active
