@@ -436,3 +436,23 @@ async def test_follows_notifications_and_the_feed_on_postgres(
         await host.post(f"/api/v1/shows/{show['id']}/end")
     await app.state.onair.stations.aclose()
     await app.state.onair.engine.dispose()
+
+
+async def test_a_stream_that_falls_behind_is_closed_and_no_one_else_is_held_up() -> None:
+    from onair.shows.follows.notifications import STREAM_QUEUE, NotificationHub
+
+    hub = NotificationHub()
+    stuck, reading, other = hub.subscribe(1), hub.subscribe(1), hub.subscribe(2)
+    for i in range(STREAM_QUEUE):
+        assert hub.publish(1, "notification", {"n": i}, event_id=i) == 2
+        assert await reading.next(0) is not None
+    # One more than it can hold: the one that never reads is closed (it reconnects with
+    # Last-Event-ID and catches up from the database); the one that reads goes on.
+    assert hub.publish(1, "notification", {"n": "more"}) == 1
+    assert stuck.closed == "too_slow" and reading.closed is None
+    assert hub.publish(2, "unread", {"unread": 0}) == 1
+    event = await other.next(0)
+    assert event is not None and event.sse == b'event: unread\ndata: {"unread":0}\n\n'
+    assert hub.disconnect_user(1, "banned") == 2 and reading.closed == "banned"
+    await hub.aclose()
+    assert other.closed == "server_shutdown"
