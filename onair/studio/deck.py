@@ -164,9 +164,9 @@ class _SampleRing:
     def count(self) -> int:
         return self._count
 
-    def write(self, chunk: Samples | Sequence[Plane]) -> int:
-        """Store as much of ``chunk`` (one row of samples per channel) as fits; returns how
-        many samples were taken."""
+    def write(self, chunk: Samples | Sequence[Plane], gain: float = 1.0) -> int:
+        """Store as much of ``chunk`` (one row of samples per channel) as fits, times ``gain``;
+        returns how many samples were taken."""
         capacity = self._capacity
         with self._lock:
             count = self._count
@@ -179,13 +179,13 @@ class _SampleRing:
         first = min(n, capacity - at)
         buf = self._buf
         if first == n:
-            buf[0, at : at + n] = chunk[0][:n]
-            buf[1, at : at + n] = chunk[1][:n]
+            np.multiply(chunk[0][:n], gain, out=buf[0, at : at + n])
+            np.multiply(chunk[1][:n], gain, out=buf[1, at : at + n])
         else:
             for channel in range(CHANNELS):
                 row, out = chunk[channel], buf[channel]
-                out[at:] = row[:first]
-                out[: n - first] = row[first:n]
+                np.multiply(row[:first], gain, out=out[at:])
+                np.multiply(row[first:n], gain, out=out[: n - first])
         with self._lock:
             self._count += n
         return n
@@ -214,9 +214,12 @@ class _SampleRing:
 class _TrackReader:
     """Decodes one track into its ring; every method but ``read_into`` runs on the decoder."""
 
-    def __init__(self, track: DeckTrack, capacity: int, fill_target: int) -> None:
+    def __init__(self, track: DeckTrack, capacity: int, fill_target: int, gain: float) -> None:
         self.track = track
         self.ring = _SampleRing(capacity)
+        # The track's loudness gain, applied as decoded samples go into the ring: once per
+        # sample in the decoder's batch rather than on the frame path.
+        self.gain = gain
         self._capacity = capacity
         # Plain attributes shared with the frame path: each is written by one side only and a
         # stale read merely delays a decision by a frame.
@@ -280,7 +283,7 @@ class _TrackReader:
                 pending = self._decode_next()
                 if pending is None:
                     break
-            taken = ring.write(pending)
+            taken = ring.write(pending, self.gain)
             self.total += taken
             self._pending = [row[taken:] for row in pending] if len(pending[0]) > taken else None
         return True
@@ -474,16 +477,16 @@ class _Prepared:
 
 
 class _Player:
-    """A song on air: its reader, its loudness gain and its fades, in the song's own samples.
+    """A song on air: its reader (which applies its loudness gain) and its fades, in the song's
+    own samples.
 
     Fades are placed by position in the song rather than by program time, so a pause freezes a
     segue halfway and resuming continues it.
     """
 
-    def __init__(self, reader: _TrackReader, gain: float, auto_dj: bool) -> None:
+    def __init__(self, reader: _TrackReader, auto_dj: bool) -> None:
         self.reader = reader
         self.track = reader.track
-        self.gain = gain
         self.auto_dj = auto_dj
         self.position = 0
         self.delay = 0  # program samples still to pass before the first sample is heard
@@ -733,15 +736,12 @@ class MusicDeck:
             samples = view if got == wanted else view[:, :got]
             if player.has_fade_within(got):
                 gains = player.envelope(player.position + self._offsets[:got])
-                gains *= player.gain
                 if first:
                     samples *= gains
                 else:
                     out[:, skip : skip + got] += samples * gains
-            else:
-                samples *= player.gain
-                if not first:
-                    out[:, skip : skip + got] += samples
+            elif not first:
+                out[:, skip : skip + got] += samples
             player.position += got
         at_end = player.end_at is not None and player.position >= player.end_at
         if player.started and (at_end or player.reader.exhausted):
@@ -847,7 +847,8 @@ class MusicDeck:
         # A top-up starts REFILL_S below the target, so a ring never holds less than the
         # crossfade plus DECODE_AHEAD_S at a frame boundary.
         capacity = self._crossfade + _seconds_to_samples(DECODE_AHEAD_S + REFILL_S)
-        reader = _TrackReader(track, capacity, _seconds_to_samples(PREPARE_S))
+        gain = 10.0 ** (loudness_gain_db(track.loudness_lufs, self._target_lufs) / 20)
+        reader = _TrackReader(track, capacity, _seconds_to_samples(PREPARE_S), gain)
         self._decoder.add(reader)
         return reader
 
@@ -876,10 +877,7 @@ class MusicDeck:
         if not prepared.auto_dj:
             self._upcoming.pop(0)
         prepared.reader.go_on_air()
-        gain = 10.0 ** (
-            loudness_gain_db(prepared.reader.track.loudness_lufs, self._target_lufs) / 20
-        )
-        player = _Player(prepared.reader, gain, prepared.auto_dj)
+        player = _Player(prepared.reader, prepared.auto_dj)
         self._players.append(player)
         self._ensure_prepared()
         return player
