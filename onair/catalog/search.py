@@ -700,12 +700,14 @@ async def search_ids(
     limit: int = 20,
     offset: int = 0,
     band: int | None = None,
+    fill: int | None = None,
 ) -> list[int]:
     """Ids of the documents of `index` (of one band, when it has several) matching every word
-    of `query`, best first."""
+    of `query`, best first. Typo corrections fill the places left while fewer than `fill`
+    (default: all of them) matched as typed."""
     if band is None and index.bands > 1:
         raise ValueError(f"{index.table} is searched one band at a time")
-    found = await search_bands(db, index, query, [band or 0], limit=limit, offset=offset)
+    found = await search_bands(db, index, query, [band or 0], limit=limit, offset=offset, fill=fill)
     return found[band or 0]
 
 
@@ -717,8 +719,13 @@ async def search_bands(
     *,
     limit: int = 20,
     offset: int = 0,
+    fill: int | None = None,
 ) -> dict[int, list[int]]:
-    """`search_ids` for each of `bands`, the words looked up (and corrected) once for all."""
+    """`search_ids` for each of `bands`, the words looked up (and corrected) once for all.
+
+    With `fill`, typos are corrected only when the bands together found fewer than `fill`
+    as typed: a box that lists a few of each kind of thing needs no guesses once it has
+    exact matches, and each guess costs queries."""
     out: dict[int, list[int]] = {band: [] for band in bands}
     typed = tokens(query)[:MAX_QUERY_WORDS]
     if not typed or limit <= 0:
@@ -730,10 +737,16 @@ async def search_bands(
     words = [replace(w, vocabulary=await _look_up(db, index, w)) for w in words]
     wanted = offset + limit
     tiers: list[list[_Word]] | None = None
+    typed_found: dict[int, list[int]] = {}
     for band in bands:
         at = _Band(index, band)
-        found = await _run_tier(db, at, words, wanted) if all(w.known for w in words) else []
-        if len(found) < wanted:
+        known = all(w.known for w in words)
+        typed_found[band] = await _run_tier(db, at, words, wanted) if known else []
+    correct = fill is None or sum(len(f) for f in typed_found.values()) < fill
+    for band in bands:
+        at = _Band(index, band)
+        found = typed_found[band]
+        if correct and len(found) < wanted:
             if tiers is None:
                 tiers = await _typo_tiers(db, index, words)
             for tier in tiers:

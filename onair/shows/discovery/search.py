@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts.models import User
@@ -22,7 +22,7 @@ from onair.catalog.models import Artist, Track
 from onair.shows.discovery import playing
 from onair.shows.discovery.index import BANDS, HASHTAGS, HOSTS, SHOWS
 from onair.shows.discovery.playing import Play
-from onair.shows.models import Show, ShowHashtag
+from onair.shows.models import Show
 
 MAX_QUERY_LENGTH = 200
 SHOWS_PER_STATUS = 8
@@ -32,10 +32,8 @@ ARTISTS_LIMIT = 6
 TRACKS_LIMIT = 10
 # The songs whose plays are looked up: more than are listed, so a show playing the 30th best
 # match for "love" is still found; and the artists.
-PLAYED_TRACKS = 200
+PLAYED_TRACKS = 50
 PLAYED_ARTISTS = 10
-# Past plays are many more than songs on air: "recently played" asks about the best of them.
-RECENT_TRACKS = 50
 PLAYING_LIMIT = 20
 RECENT_LIMIT = 20
 
@@ -83,7 +81,9 @@ async def search_shows(
     db: AsyncSession, query: str, *, per_status: int = SHOWS_PER_STATUS
 ) -> list[Show]:
     """Shows matching `query`: the best live ones, then upcoming, then past."""
-    bands = await search.search_bands(db, SHOWS, query, sorted(BANDS.values()), limit=per_status)
+    bands = await search.search_bands(
+        db, SHOWS, query, sorted(BANDS.values()), limit=per_status, fill=1
+    )
     ids = [i for band in sorted(bands) for i in bands[band]]
     if not ids:
         return []
@@ -94,7 +94,7 @@ async def search_shows(
 
 
 async def search_hosts(db: AsyncSession, query: str, *, limit: int = HOSTS_LIMIT) -> list[User]:
-    ids = await search.search_ids(db, HOSTS, query, limit=limit)
+    ids = await search.search_ids(db, HOSTS, query, limit=limit, fill=1)
     if not ids:
         return []
     found = {u.id: u for u in await db.scalars(select(User).where(User.id.in_(ids)))}
@@ -105,32 +105,23 @@ async def search_hashtags(
     db: AsyncSession, query: str, *, limit: int = HASHTAGS_LIMIT
 ) -> list[HashtagHit]:
     """Hashtags matching `query` that some show still carries, with how many shows do."""
-    ids = await search.search_ids(db, HASHTAGS, query.replace("#", " "), limit=limit * 2)
+    ids = await search.search_ids(db, HASHTAGS, query.replace("#", " "), limit=limit * 2, fill=1)
     if not ids:
         return []
-    tags = {
-        tag_id: tag
-        for tag_id, tag in await db.execute(
-            text("SELECT id, tag FROM hashtag_search_tags WHERE id IN :ids").bindparams(
-                bindparam("ids", expanding=True)
-            ),
-            {"ids": ids},
-        )
-    }
-    stmt = (
-        select(ShowHashtag.tag, func.count())
-        .where(ShowHashtag.tag.in_(list(tags.values())))
-        .group_by(ShowHashtag.tag)
-    )
-    counts: dict[str, int] = {tag: n for tag, n in await db.execute(stmt)}
-    hits = [HashtagHit(tags[i], counts[tags[i]]) for i in ids if i in tags and tags[i] in counts]
+    # Each tag with the number of shows still carrying it (none: no longer anyone's).
+    stmt = text(
+        "SELECT t.id, t.tag, count(*) FROM hashtag_search_tags t"
+        " JOIN show_hashtags h ON h.tag = t.tag WHERE t.id IN :ids GROUP BY t.id, t.tag"
+    ).bindparams(bindparam("ids", expanding=True))
+    counted = {tag_id: (tag, n) for tag_id, tag, n in await db.execute(stmt, {"ids": ids})}
+    hits = [HashtagHit(*counted[i]) for i in ids if i in counted]
     return hits[:limit]
 
 
 async def search_artists(
     db: AsyncSession, query: str, *, limit: int = ARTISTS_LIMIT
 ) -> list[Artist]:
-    ids = await search.search_artist_ids(db, query, limit=limit)
+    ids = await search.search_ids(db, search.ARTISTS, query, limit=limit, fill=1)
     if not ids:
         return []
     found = {a.id: a for a in await db.scalars(select(Artist).where(Artist.id.in_(ids)))}
@@ -153,7 +144,7 @@ async def plays_of(
     )
     recent = await playing.recently_played(
         db,
-        track_ids=track_ids[:RECENT_TRACKS],
+        track_ids=track_ids,
         artist_ids=artist_ids,
         now=now,
         within=within,
@@ -194,7 +185,9 @@ async def discover(
     results.hosts = await search_hosts(db, query)
     results.hashtags = await search_hashtags(db, query)
     results.artists = await search_artists(db, query, limit=PLAYED_ARTISTS)
-    track_ids = await search.search_track_ids(db, query, limit=PLAYED_TRACKS)
+    track_ids = await search.search_ids(
+        db, search.TRACKS, query, limit=PLAYED_TRACKS, fill=TRACKS_LIMIT
+    )
     results.tracks = await catalog.tracks_by_ids(db, track_ids[:TRACKS_LIMIT])
     results.playing_now, results.recently_played = await plays_of(
         db,
