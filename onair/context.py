@@ -16,6 +16,7 @@ from onair.media.webrtc import WebRtcService
 from onair.ratelimit import RateLimiter
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
+from onair.shows.browse.service import TrendingBoard
 from onair.shows.follows.notifications import NotificationHub, Notifier
 
 
@@ -45,9 +46,11 @@ class OnAir:
     """Each user's open notification streams: the in-process bus, as `rooms` is for rooms."""
     notifier: Notifier = field(init=False)
     stations: Stations = field(init=False)
+    trending: TrendingBoard = field(init=False)
 
     def __post_init__(self) -> None:
         self.rooms = RoomHub(self.clock)
+        self.trending = TrendingBoard(self.clock)
         self.notifications = NotificationHub()
         self.notifier = Notifier(self.sessions, self.clock, self.notifications)
         self.stations = Stations(

@@ -7,7 +7,7 @@ from onair.moderation.models import AuditEntry, CommunityRules, Report
 from onair.requests.models import SongRequest
 from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import PlayLog
-from onair.shows.browse.models import ShowGenreSeconds
+from onair.shows.browse.models import PLAY_LOG_LISTENING, ShowGenreSeconds
 from onair.shows.discovery.models import PLAY_LOG_BY_TRACK, PLAY_LOG_ON_AIR
 from onair.shows.follows.models import CalendarFeed, Follow, Notification
 from onair.shows.models import QueueItem, Show, ShowHashtag
@@ -15,6 +15,7 @@ from onair.stage.models import CoHost, StageEntry
 
 __all__ = [
     "PLAY_LOG_BY_TRACK",
+    "PLAY_LOG_LISTENING",
     "PLAY_LOG_ON_AIR",
     "Album",
     "Artist",

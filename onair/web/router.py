@@ -80,7 +80,7 @@ async def home(request: Request, viewer: Viewer, ctx: Ctx, db: Db) -> Response:
     context: dict[str, Any] = {
         "sections": await _sections(db, ctx, live_sort="listeners"),
         "genres": await catalog.list_genres(db),
-        "trending": await browse.trending_hashtags(db, ctx.clock.now(), limit=HOME_TRENDING),
+        "trending": await ctx.trending.top(db, HOME_TRENDING),
     }
     return render(request, "home.html", context, viewer=viewer)
 

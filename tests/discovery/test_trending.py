@@ -140,3 +140,18 @@ async def test_a_bad_hashtag_is_a_4xx(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/hashtags/nobody_uses_this")
     assert r.json() == {"tag": "nobody_uses_this", "shows": 0, "live": 0, "trending": None}
     assert (await client.get("/api/v1/hashtags/trending", params={"limit": 0})).status_code == 422
+
+
+async def test_trending_is_recomputed_once_a_minute(
+    app: FastAPI, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    sessions = app.state.onair.sessions
+    async with sessions() as db:
+        await live_show(db, clock, "gus", "First", "Jazz", ["first"])
+    assert [t["tag"] for t in await trending(client)] == ["first"]
+    async with sessions() as db:
+        await live_show(db, clock, "hal", "Second", "Jazz", ["second"])
+    clock.advance(59)
+    assert [t["tag"] for t in await trending(client)] == ["first"]  # the minute's list
+    clock.advance(1)
+    assert [t["tag"] for t in await trending(client)] == ["first", "second"]

@@ -29,12 +29,13 @@ def normalised_tag(raw: str) -> str:
     response_model=list[TrendingTagOut],
     summary="Trending hashtags (last 24 hours)",
     description="Tags of the shows on air in the last 24 hours (live now, or started or ended "
-    "in them): each show counts 1 plus the listener-minutes it had in the window.",
+    "in them): each show counts 1 plus the listener-minutes it had in the window. "
+    "Recomputed at most once a minute.",
 )
 async def trending(
     db: Db, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=50)] = 10
 ) -> list[TrendingTagOut]:
-    found = await service.trending_hashtags(db, ctx.clock.now(), limit=limit)
+    found = await ctx.trending.top(db, limit)
     return [TrendingTagOut.of(t) for t in found]
 
 

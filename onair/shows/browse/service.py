@@ -10,16 +10,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from onair.catalog.models import TrackGenre
+from onair.clock import Clock
 from onair.royalties.models import PlayLog
 from onair.shows.browse.models import ShowGenreSeconds
 from onair.shows.models import Show, ShowHashtag, ShowStatus
@@ -29,6 +32,9 @@ MIN_PLAYED_S = 180.0
 MATCH_SHARE = 0.5
 """A show plays its genre when at least half of its played minutes are in it."""
 TRENDING_WINDOW = timedelta(hours=24)
+TRENDING_EVERY_S = 60.0
+"""The trending list is recomputed at most this often per node (it sums a day of plays)."""
+TRENDING_MAX = 50
 
 Verdict = Literal["too_early", "matches", "mostly_plays", "off_genre", "no_genre"]
 
@@ -249,25 +255,32 @@ async def trending_hashtags(
     Ties go to the tag with more shows live now, then alphabetically.
     """
     since = now - window
+    on_air_shows = select(
+        Show.id.label("show_id"),
+        case((Show.status == ShowStatus.live, 1), else_=0).label("live"),
+    ).where(_on_air_since(since, now))
     plays = select(
         PlayLog.show_id.label("show_id"),
         (func.sum(PlayLog.listener_seconds) / 60.0).label("minutes"),
     ).where(PlayLog.started_at >= since, PlayLog.started_at <= now)
     if tag is not None:
-        # Only the tag's shows' plays: PostgreSQL would otherwise sum the whole window's once
-        # per show it joins.
-        tagged = select(ShowHashtag.show_id).where(ShowHashtag.tag == tag)
-        plays = plays.where(PlayLog.show_id.in_(tagged))
+        # One tag: its few shows first, then only their plays (by show, not the window's).
+        on_air_shows = on_air_shows.where(
+            Show.id.in_(select(ShowHashtag.show_id).where(ShowHashtag.tag == tag))
+        )
+    on_air = on_air_shows.cte("on_air")
+    if tag is not None:
+        plays = plays.where(PlayLog.show_id.in_(select(on_air.c.show_id)))
     minutes = plays.group_by(PlayLog.show_id).subquery()
     listener_minutes = func.coalesce(func.sum(func.coalesce(minutes.c.minutes, 0.0)), 0.0)
-    shows = func.count(distinct(Show.id))
-    live = func.sum(case((Show.status == ShowStatus.live, 1), else_=0))
+    shows = func.count(on_air.c.show_id)  # a show carries a tag once
+    live = func.sum(on_air.c.live)
     score = shows + listener_minutes
     stmt = (
         select(ShowHashtag.tag, shows, live, listener_minutes, score)
-        .join(Show, Show.id == ShowHashtag.show_id)
-        .outerjoin(minutes, minutes.c.show_id == Show.id)
-        .where(_on_air_since(since, now))
+        .select_from(on_air)
+        .join(ShowHashtag, ShowHashtag.show_id == on_air.c.show_id)
+        .outerjoin(minutes, minutes.c.show_id == on_air.c.show_id)
         .group_by(ShowHashtag.tag)
         .order_by(score.desc(), live.desc(), ShowHashtag.tag)
         .limit(limit)
@@ -285,6 +298,27 @@ async def trending_hashtags(
         )
         for r in rows
     ]
+
+
+class TrendingBoard:
+    """The trending hashtags, computed at most once every TRENDING_EVERY_S on this node.
+
+    Every home page shows them, and they move over minutes and hours, not per request."""
+
+    def __init__(self, clock: Clock, every_s: float = TRENDING_EVERY_S) -> None:
+        self._clock = clock
+        self._every_s = every_s
+        self._at = -math.inf
+        self._tags: list[TrendingTag] = []
+        self._lock = asyncio.Lock()
+
+    async def top(self, db: AsyncSession, limit: int) -> list[TrendingTag]:
+        if self._clock.monotonic() - self._at >= self._every_s:
+            async with self._lock:
+                if self._clock.monotonic() - self._at >= self._every_s:
+                    self._tags = await trending_hashtags(db, self._clock.now(), limit=TRENDING_MAX)
+                    self._at = self._clock.monotonic()
+        return self._tags[:limit]
 
 
 @dataclass(frozen=True)

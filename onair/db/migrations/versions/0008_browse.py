@@ -44,6 +44,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("show_id", "genre_id", name=op.f("pk_show_genre_seconds")),
     )
     op.create_index(op.f("ix_show_genre_seconds_genre_id"), "show_genre_seconds", ["genre_id"])
+    op.create_index(
+        "ix_play_log_started_listening",
+        "play_log",
+        ["started_at", "show_id", "listener_seconds"],
+    )
     # Shows that ended before this migration played what the play log says; credit it once,
     # so their genre match is there from the start.
     op.execute(
@@ -63,6 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_play_log_started_listening", table_name="play_log")
     op.drop_table("show_genre_seconds")
     op.drop_index("ix_shows_status_listeners_now", table_name="shows")
     with op.batch_alter_table("shows") as batch:
