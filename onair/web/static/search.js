@@ -27,21 +27,33 @@ function byHost(show) {
 
 function playHit(play, now) {
   const song = `“${play.track.title}” by ${play.track.artists.join(", ")}`;
-  const when = now ? null : el("time", { datetime: play.started_at, "data-local": true, text: play.started_at });
+  const heard = now ? null : at(play.started_at);
   const item = hit(
     "play",
     `/shows/${play.show.id}`,
     play.show.title,
     byHost(play.show),
-    line("hit-when", `${now ? "Playing" : "Played"} ${song}`, when ? " · " : "", when),
+    line("hit-when", `${now ? "Playing" : "Played"} ${song}`, heard ? " · " : "", heard),
   );
   item.dataset.showId = String(play.show.id);
   item.dataset.trackId = String(play.track.id);
   return item;
 }
 
+function at(iso) {
+  return el("time", { datetime: iso, "data-local": true, text: iso });
+}
+
+// As the server's when() macro says it.
+function when(show) {
+  if (show.status === "live" && show.started_at) return line("hit-when", "On air since ", at(show.started_at));
+  if (show.status === "ended" && show.ended_at) return line("hit-when", "Ended ", at(show.ended_at));
+  if (show.scheduled_start) return line("hit-when", "Starts ", at(show.scheduled_start));
+  return line("hit-when", "Starts when the host goes live");
+}
+
 function showHit(show) {
-  const item = hit("show", `/shows/${show.id}`, show.title, byHost(show));
+  const item = hit("show", `/shows/${show.id}`, show.title, byHost(show), when(show));
   item.dataset.showId = String(show.id);
   return item;
 }
