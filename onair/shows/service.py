@@ -197,8 +197,11 @@ async def list_shows(
     `genre` lists the shows that claim it and those that mostly play it, ranked by how much
     of what they played is in it (browse.genre_rank), unless `sort` says otherwise.
     `sort="listeners"` puts the most listened first (live shows' counts; then peaks).
+
+    The page's ids are found first, then its shows loaded: the host and genre the shows are
+    loaded with would otherwise be joined to every candidate before the sort.
     """
-    stmt = select(Show)
+    stmt = select(Show.id)
     natural: tuple[Any, ...]
     if status == "live":
         natural = (Show.started_at.desc(), Show.id.desc())
@@ -236,7 +239,11 @@ async def list_shows(
         tag = hashtag.strip().lstrip("#").lower()
         stmt = stmt.join(ShowHashtag, ShowHashtag.show_id == Show.id).where(ShowHashtag.tag == tag)
     stmt = stmt.order_by(*order, *natural)
-    return list((await db.scalars(stmt.limit(limit).offset(offset))).unique())
+    ids = list(await db.scalars(stmt.limit(limit).offset(offset)))
+    if not ids:
+        return []
+    loaded = {s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(ids)))).unique()}
+    return [loaded[i] for i in ids if i in loaded]
 
 
 # The queue --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -155,8 +155,14 @@ def genre_rank(genre_id: int) -> GenreRank:
     plays_it = and_(enough, seconds >= MATCH_SHARE * Show.played_seconds)
     tier = case((plays_it, 0), (~enough, 1), else_=2)
     share = case((enough, seconds / Show.played_seconds), else_=0.0)
+    # The candidates come from two indexes (shows claiming it, shows that played some of it),
+    # so a long history is not read show by show.
+    candidates = union(
+        select(Show.id).where(Show.genre_id == genre_id),
+        select(ShowGenreSeconds.show_id).where(ShowGenreSeconds.genre_id == genre_id),
+    )
     return GenreRank(
-        where=or_(Show.genre_id == genre_id, plays_it),
+        where=and_(Show.id.in_(candidates), or_(Show.genre_id == genre_id, plays_it)),
         order=(tier, share.desc()),
         seconds=played,
         genre_id=genre_id,
