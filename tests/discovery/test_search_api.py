@@ -16,6 +16,7 @@ from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
 from onair.settings import Settings
 from tests.conftest import sign_up
+from tests.test_security import assert_no_inline_script
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -154,4 +155,7 @@ async def test_pages_escape_what_users_wrote(api: httpx.AsyncClient) -> None:
     )
     track_page = await api.get(f"/tracks/{detail['tracks'][0]['id']}")
     assert track_page.status_code == 200
+    for rendered in (page, artist_page, track_page):  # the pages' security headers hold
+        assert_no_inline_script(rendered)
+        assert "frame-ancestors 'none'" in rendered.headers["content-security-policy"]
     assert "Secret Garden" in track_page.text and "No live show is playing" in track_page.text
