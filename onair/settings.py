@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         default=6.0,
         gt=0,
         le=24 * 30,
-        description="How far back search's \"recently played\" looks in shows still live "
+        description="How far back the search's recently played list looks in shows still live "
         "(ended shows' setlists count at any age).",
     )
 
