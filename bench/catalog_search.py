@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -393,11 +394,23 @@ async def rebuild(path: Path) -> None:
         await engine.dispose()
 
 
+def schema_fingerprint() -> str:
+    """A hash of the migrations, so a catalog built under an older schema is rebuilt."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "onair" / "db" / "migrations" / "versions").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def build(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """The small (real catalogs only) and the big database, built or taken from the cache."""
     OUT.mkdir(parents=True, exist_ok=True)
     small = OUT / f"catalog-small-v{BUILD_VERSION}.db"
-    small_params: dict[str, object] = {"version": BUILD_VERSION, "demo": args.demo}
+    small_params: dict[str, object] = {
+        "version": BUILD_VERSION,
+        "demo": args.demo,
+        "schema": schema_fingerprint(),
+    }
     if args.rebuild or not cached(small, small_params):
         remove_db(small)
         started = time.perf_counter()
