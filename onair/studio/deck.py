@@ -251,10 +251,6 @@ class _TrackReader:
             and (self.ring.count >= FRAME_SAMPLES or self.finished)
         )
 
-    @property
-    def exhausted(self) -> bool:
-        return self.finished and self.ring.count == 0
-
     def read_into(self, out: Samples) -> int:
         return self.ring.read_into(out)
 
@@ -515,11 +511,6 @@ class _Player:
             return np.ones(positions.shape[0], dtype=np.float32)
         return gains
 
-    def has_fade_within(self, n: int) -> bool:
-        if self.fade_in_len and self.position < self.fade_in_len:
-            return True
-        return self.fade_out_at is not None and self.position + n > self.fade_out_at
-
     def fade_out_now(self, length: int) -> None:
         """Fade out over ``length`` samples from here, starting from the current gain."""
         current = float(self.envelope(np.array([self.position], dtype=np.int64))[0])
@@ -702,17 +693,26 @@ class MusicDeck:
                 self._pts += FRAME_SAMPLES
                 return out
             first = True
+            ended = False
             for player in self._players:
-                self._render(player, out, first)
+                ended = self._render(player, out, first) or ended
                 first = False
-            self._apply_master_gain(out, transport_target)
-            self._retire_ended()
+            if self._fader == self._fader_target and self._transport == transport_target:
+                # Fader at rest and no play/pause ramp: one constant gain, usually 1.
+                if self._fader * self._transport != 1.0:
+                    out *= self._fader * self._transport
+            else:
+                self._apply_master_gain(out, transport_target)
+            if ended:
+                self._retire_ended()
             self._pts += FRAME_SAMPLES
             return out
 
-    def _render(self, player: _Player, out: Samples, first: bool) -> None:
-        """Add ``player``'s next samples into ``out``; the ``first`` player of a frame finds
-        ``out`` silent, so its samples are read straight into it and scaled there."""
+    def _render(self, player: _Player, out: Samples, first: bool) -> bool:
+        """Add ``player``'s next samples into ``out``; True when the song has ended. The
+        ``first`` player of a frame finds ``out`` silent, so its samples are read straight into
+        it and faded there."""
+        reader = player.reader
         skip = 0
         if player.delay:
             skip = min(player.delay, FRAME_SAMPLES)
@@ -726,15 +726,18 @@ class MusicDeck:
                 view = out if wanted == FRAME_SAMPLES else out[:, skip : skip + wanted]
             else:
                 view = self._scratch[:, :wanted]
-            got = player.reader.ring.read_into(view)
-            if got < wanted and not player.reader.finished:
+            got = reader.ring.read_into(view)
+            if got < wanted and not reader.finished:
                 self._underruns += 1
         if got > 0:
             if not player.started:
                 player.started = True
                 self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
             samples = view if got == wanted else view[:, :got]
-            if player.has_fade_within(got):
+            position = player.position
+            if (player.fade_in_len and position < player.fade_in_len) or (
+                player.fade_out_at is not None and position + got > player.fade_out_at
+            ):
                 gains = player.envelope(player.position + self._offsets[:got])
                 if first:
                     samples *= gains
@@ -744,8 +747,10 @@ class MusicDeck:
                 out[:, skip : skip + got] += samples
             player.position += got
         at_end = player.end_at is not None and player.position >= player.end_at
-        if player.started and (at_end or player.reader.exhausted):
+        if player.started and (at_end or (reader.finished and reader.ring.count == 0)):
             player.ended_pts = self._heard(skip + got)
+            return True
+        return False
 
     def _apply_master_gain(self, out: Samples, transport_target: float) -> None:
         fader_next = self._fader_target + (self._fader - self._fader_target) * self._fader_coef
@@ -789,7 +794,8 @@ class MusicDeck:
         if not self._players:
             self._start_prepared(delay=0, fade_in=0)
         self._schedule_segue()
-        self._ask_auto_dj_if_due()
+        if self._prepared is None and not self._upcoming and self._pts >= self._next_auto_dj_pts:
+            self._ask_auto_dj_if_due()
 
     def _report_failures(self) -> None:
         prepared = self._prepared
@@ -893,7 +899,7 @@ class MusicDeck:
         return self._players[-1] if self._players else None
 
     def _schedule_segue(self) -> None:
-        lead = self._lead()
+        lead = self._players[-1] if self._players else None
         if lead is None or lead.successor_scheduled or not lead.reader.finished:
             return
         remaining = lead.reader.total - lead.position

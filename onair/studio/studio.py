@@ -206,9 +206,9 @@ class Studio:
         program = self.mixer.mix(music, voices, self.routing)
         frame = ProgramFrame(pts, wallclock, program)
         self._last = frame
+        mixminus = self.mixer.mixminus
         self._returns = {
-            voice_id: ProgramFrame(pts, wallclock, self.mixer.mixminus(voice_id))
-            for voice_id in voices
+            voice_id: ProgramFrame(pts, wallclock, mixminus(voice_id)) for voice_id in voices
         }
         self._pts = pts + FRAME_SAMPLES
         self.stats.frames += 1

@@ -243,13 +243,13 @@ class VoiceInput:
         if self._steady >= SHRINK_AFTER_FRAMES and self._target > self._floor:
             self._target = max(self._floor, self._target - FRAME_SAMPLES)
             self._steady = 0
-        self._trim_standing_excess()
+        if self._count < self._low:
+            self._low = self._count
+        self._window += 1
+        if self._window >= TRIM_WINDOW_FRAMES:
+            self._trim_standing_excess()
 
     def _trim_standing_excess(self) -> None:
-        self._low = min(self._low, self._count)
-        self._window += 1
-        if self._window < TRIM_WINDOW_FRAMES:
-            return
         excess = self._low - self._target
         self._low, self._window = self._capacity, 0
         if excess > FRAME_SAMPLES:
