@@ -249,7 +249,6 @@ async def trending_hashtags(
     now: datetime,
     *,
     limit: int = 10,
-    tag: str | None = None,
     window: timedelta = TRENDING_WINDOW,
 ) -> list[TrendingTag]:
     """Hashtags ranked by the shows on air in the last 24 hours that carry them.
@@ -269,14 +268,7 @@ async def trending_hashtags(
         PlayLog.show_id.label("show_id"),
         (func.sum(PlayLog.listener_seconds) / 60.0).label("minutes"),
     ).where(PlayLog.started_at >= since, PlayLog.started_at <= now)
-    if tag is not None:
-        # One tag: its few shows first, then only their plays (by show, not the window's).
-        on_air_shows = on_air_shows.where(
-            Show.id.in_(select(ShowHashtag.show_id).where(ShowHashtag.tag == tag))
-        )
     on_air = on_air_shows.cte("on_air")
-    if tag is not None:
-        plays = plays.where(PlayLog.show_id.in_(select(on_air.c.show_id)))
     minutes = plays.group_by(PlayLog.show_id).subquery()
     listener_minutes = func.coalesce(func.sum(func.coalesce(minutes.c.minutes, 0.0)), 0.0)
     shows = func.count(on_air.c.show_id)  # a show carries a tag once
@@ -291,8 +283,6 @@ async def trending_hashtags(
         .order_by(score.desc(), live.desc(), ShowHashtag.tag)
         .limit(limit)
     )
-    if tag is not None:
-        stmt = stmt.where(ShowHashtag.tag == tag)
     rows = (await db.execute(stmt)).all()
     return [
         TrendingTag(
@@ -337,16 +327,33 @@ class HashtagSummary:
     """The tag's score over the last 24 hours; None when no show carrying it was on air."""
 
 
-async def hashtag_summary(db: AsyncSession, tag: str, now: datetime) -> HashtagSummary:
-    total = await db.scalar(select(func.count()).where(ShowHashtag.tag == tag)) or 0
-    live = (
-        await db.scalar(
-            select(func.count())
-            .select_from(ShowHashtag)
-            .join(Show, Show.id == ShowHashtag.show_id)
-            .where(ShowHashtag.tag == tag, Show.status == ShowStatus.live)
+async def hashtag_summary(
+    db: AsyncSession, tag: str, now: datetime, window: timedelta = TRENDING_WINDOW
+) -> HashtagSummary:
+    """The tag's shows, and its trending numbers counted as `trending_hashtags` counts them,
+    read through the tag's own shows (by index) rather than the window's plays."""
+    since = now - window
+    tagged = select(ShowHashtag.show_id).where(ShowHashtag.tag == tag)
+    counts = select(
+        func.count(),
+        func.coalesce(func.sum(case((Show.status == ShowStatus.live, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((_on_air_since(since, now), 1), else_=0)), 0),
+    ).where(Show.id.in_(tagged))
+    total, live, on_air = (await db.execute(counts)).one()
+    trending: TrendingTag | None = None
+    if on_air:
+        # Plays started in the window are the plays of shows on air in it.
+        seconds = await db.scalar(
+            select(func.coalesce(func.sum(PlayLog.listener_seconds), 0.0)).where(
+                PlayLog.show_id.in_(tagged), PlayLog.started_at >= since, PlayLog.started_at <= now
+            )
         )
-        or 0
-    )
-    found = await trending_hashtags(db, now, limit=1, tag=tag)
-    return HashtagSummary(tag=tag, shows=total, live=live, trending=found[0] if found else None)
+        minutes = float(seconds or 0.0) / 60
+        trending = TrendingTag(
+            tag=tag,
+            shows=int(on_air),
+            live=int(live),
+            listener_minutes=round(minutes, 1),
+            score=round(on_air + minutes, 1),
+        )
+    return HashtagSummary(tag=tag, shows=int(total), live=int(live), trending=trending)
