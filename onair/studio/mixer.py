@@ -102,13 +102,16 @@ class Mixer:
                 # 5 ms of program that was in its look-ahead when it left.
                 del limiters[gone]
         returns: dict[str, Samples] = {}
+        plain = routing.on_air is None and not routing.hears and not routing.bed_gain
         for voice_id, voice in voices.items():
             limiter = limiters.get(voice_id)
             if limiter is None:
                 limiter = limiters[voice_id] = self._new_limiter()
-            returns[voice_id] = limiter.process(
-                _return_bed(voice_id, voice, music, bed, on_air, voices, routing)
-            )
+            if plain and len(voices) == 1:
+                return_bed = music  # the usual show, one voice: it hears the ducked music
+            else:
+                return_bed = _return_bed(voice_id, voice, music, bed, on_air, voices, routing)
+            returns[voice_id] = limiter.process(return_bed)
         self._returns = returns
         return program
 

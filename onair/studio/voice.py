@@ -273,6 +273,9 @@ def _as_rows(samples: npt.NDArray[np.generic]) -> Samples:
     """The chunk as float32 rows: (2, n) for stereo, (1, n) for mono. A mono microphone is
     centred (the same signal in both channels, at full level): the buffer's write broadcasts
     the one row into both, so no stereo copy is made on the way in."""
+    if type(samples) is np.ndarray and samples.dtype == np.float32 and samples.ndim == 1:
+        row: Samples = samples[np.newaxis, :]  # what a WebRTC receiver pushes: mono float32
+        return row
     data = np.asarray(samples)
     if data.dtype == np.int16:
         data = data.astype(np.float32) * (1.0 / 32768.0)
