@@ -109,7 +109,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_play_log_track_started",
         "play_log",
-        ["track_id", "started_at", "show_id", "ended_at"],
+        ["track_id", "started_at", "show_id"],
     )
 
 
