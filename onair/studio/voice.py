@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -274,8 +274,8 @@ def _as_rows(samples: npt.NDArray[np.generic]) -> Samples:
     centred (the same signal in both channels, at full level): the buffer's write broadcasts
     the one row into both, so no stereo copy is made on the way in."""
     if type(samples) is np.ndarray and samples.dtype == np.float32 and samples.ndim == 1:
-        row: Samples = samples[np.newaxis, :]  # what a WebRTC receiver pushes: mono float32
-        return row
+        # What a WebRTC receiver pushes: one mono float32 row, taken as it is.
+        return cast(Samples, samples[np.newaxis, :])
     data = np.asarray(samples)
     if data.dtype == np.int16:
         data = data.astype(np.float32) * (1.0 / 32768.0)
