@@ -32,7 +32,7 @@ ARTISTS_LIMIT = 6
 TRACKS_LIMIT = 10
 # The songs whose plays are looked up: more than are listed, so a show playing the 30th best
 # match for "love" is still found; and the artists.
-PLAYED_TRACKS = 50
+PLAYED_TRACKS = 20
 PLAYED_ARTISTS = 10
 PLAYING_LIMIT = 20
 RECENT_LIMIT = 20
