@@ -18,7 +18,6 @@ from onair.accounts.service import user_by_username
 from onair.catalog import service as catalog
 from onair.context import Ctx, Db
 from onair.shows import service as shows
-from onair.shows.browse import service as browse
 from onair.shows.follows.service import follow_view
 from onair.shows.router import ShowOut, now_playing, queue_out
 from onair.stage import crew
@@ -113,7 +112,7 @@ async def hashtag_page(request: Request, tag: str, viewer: Viewer, ctx: Ctx, db:
     if not shows.HASHTAG.match(name):
         return await error_page(request, 404, "no such hashtag")
     context = {
-        "tag": await browse.hashtag_summary(db, name, ctx.clock.now()),
+        "tag": await ctx.trending.summary(db, name),
         "sections": await _sections(db, ctx, hashtag=name, live_sort="listeners"),
     }
     return render(request, "hashtag.html", context, viewer=viewer)

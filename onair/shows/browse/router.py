@@ -10,7 +10,6 @@ from fastapi import Path as PathParam
 
 from onair.context import Ctx, Db
 from onair.errors import ApiError
-from onair.shows.browse import service
 from onair.shows.browse.schemas import HashtagOut, TrendingTagOut
 from onair.shows.service import HASHTAG
 
@@ -41,5 +40,5 @@ async def trending(
 
 @router.get("/{tag}", response_model=HashtagOut, summary="A hashtag: its shows and trend")
 async def hashtag(tag: Annotated[str, PathParam(max_length=65)], db: Db, ctx: Ctx) -> HashtagOut:
-    summary = await service.hashtag_summary(db, normalised_tag(tag), ctx.clock.now())
+    summary = await ctx.trending.summary(db, normalised_tag(tag))
     return HashtagOut.of(summary)

@@ -316,6 +316,12 @@ class TrendingBoard:
                     self._at = self._clock.monotonic()
         return self._tags[:limit]
 
+    async def summary(self, db: AsyncSession, tag: str) -> HashtagSummary:
+        """One tag's numbers; a tag on the trending list takes its numbers from there (the
+        busiest tags are the dearest to count)."""
+        listed = next((t for t in await self.top(db, TRENDING_MAX) if t.tag == tag), None)
+        return await hashtag_summary(db, tag, self._clock.now(), trending=listed)
+
 
 @dataclass(frozen=True)
 class HashtagSummary:
@@ -328,7 +334,12 @@ class HashtagSummary:
 
 
 async def hashtag_summary(
-    db: AsyncSession, tag: str, now: datetime, window: timedelta = TRENDING_WINDOW
+    db: AsyncSession,
+    tag: str,
+    now: datetime,
+    window: timedelta = TRENDING_WINDOW,
+    *,
+    trending: TrendingTag | None = None,
 ) -> HashtagSummary:
     """The tag's shows, and its trending numbers counted as `trending_hashtags` counts them,
     read through the tag's own shows (by index) rather than the window's plays."""
@@ -340,8 +351,7 @@ async def hashtag_summary(
         func.coalesce(func.sum(case((_on_air_since(since, now), 1), else_=0)), 0),
     ).where(Show.id.in_(tagged))
     total, live, on_air = (await db.execute(counts)).one()
-    trending: TrendingTag | None = None
-    if on_air:
+    if trending is None and on_air:
         # Plays started in the window are the plays of shows on air in it.
         seconds = await db.scalar(
             select(func.coalesce(func.sum(PlayLog.listener_seconds), 0.0)).where(
