@@ -736,27 +736,32 @@ async def search_bands(
     words = [_Word(w, prefix=len(w) > 1 or i == last, last=i == last) for i, w in enumerate(typed)]
     words = [replace(w, vocabulary=await _look_up(db, index, w)) for w in words]
     wanted = offset + limit
-    tiers: list[list[_Word]] | None = None
-    typed_found: dict[int, list[int]] = {}
-    for band in bands:
-        at = _Band(index, band)
-        known = all(w.known for w in words)
-        typed_found[band] = await _run_tier(db, at, words, wanted) if known else []
-    correct = fill is None or sum(len(f) for f in typed_found.values()) < fill
-    for band in bands:
-        at = _Band(index, band)
-        found = typed_found[band]
-        if correct and len(found) < wanted:
-            if tiers is None:
-                tiers = await _typo_tiers(db, index, words)
-            for tier in tiers:
-                more = await _run_tier(db, at, tier, wanted + len(found))
-                seen = set(found)
-                found.extend(i for i in more if i not in seen)
-                if len(found) >= wanted:
-                    break
-        out[band] = found[offset:wanted]
-    return out
+    if all(w.known for w in words):
+        found = await _run_tier_bands(db, index, bands, words, wanted)
+    else:
+        found = {band: [] for band in bands}
+    correct = fill is None or sum(len(f) for f in found.values()) < fill
+    short = [band for band in bands if len(found[band]) < wanted]
+    if correct and short:
+        for tier in await _typo_tiers(db, index, words):
+            more = await _run_tier_bands(db, index, short, tier, 2 * wanted)
+            for band in short:
+                seen = set(found[band])
+                found[band].extend(i for i in more[band] if i not in seen)
+            short = [band for band in short if len(found[band]) < wanted]
+            if not short:
+                break
+    return {band: found[band][offset:wanted] for band in bands}
+
+
+async def _run_tier_bands(
+    db: AsyncSession, index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int
+) -> dict[int, list[int]]:
+    """A tier's best `wanted` in each band: a query per band with FTS5 (each seeks its rowid
+    range), one scan for all of them with LIKE (its cost is the scan, not the band)."""
+    if _is_sqlite(db) or len(bands) == 1:
+        return {band: await _run_tier(db, _Band(index, band), words, wanted) for band in bands}
+    return await _run_like_bands(db, index, bands, words, wanted)
 
 
 @dataclass(frozen=True)
@@ -926,7 +931,42 @@ async def _best_placements(
 async def _run_like(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
     """The portable tier: every word must be in the document; the score is `_Scorer`'s."""
     index = at.index
-    params: dict[str, object] = {"n": wanted}
+    where, score, params = _like_parts(index, words)
+    if index.bands > 1:
+        where += " AND band = :band"
+        params["band"] = at.band
+    first = index.columns[0]
+    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
+    sql = (
+        f"SELECT {index.key} FROM {index.table} WHERE {where}"
+        f" ORDER BY {score} DESC, {title_words}, {index.key} LIMIT :n"
+    )
+    return list((await db.scalars(text(sql), {**params, "n": wanted})).all())
+
+
+async def _run_like_bands(
+    db: AsyncSession, index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int
+) -> dict[int, list[int]]:
+    """`_run_like` for several bands in one scan, ranked within each band."""
+    where, score, params = _like_parts(index, words)
+    names, band_params = _in_list("b", list(bands))
+    first = index.columns[0]
+    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
+    sql = (
+        f"SELECT {index.key}, band FROM (SELECT {index.key}, band, row_number() OVER"
+        f" (PARTITION BY band ORDER BY {score} DESC, {title_words}, {index.key}) AS place"
+        f" FROM {index.table} WHERE {where} AND band IN ({names})) AS ranked"
+        f" WHERE place <= :n ORDER BY band, place"
+    )
+    out: dict[int, list[int]] = {band: [] for band in bands}
+    for doc_id, band in await db.execute(text(sql), {**params, **band_params, "n": wanted}):
+        out[band].append(doc_id)
+    return out
+
+
+def _like_parts(index: SearchIndex, words: list[_Word]) -> tuple[str, str, dict[str, object]]:
+    """The WHERE (every word in the document) and the score of the LIKE tiers."""
+    params: dict[str, object] = {}
     conditions: list[str] = []
     word_scores: list[str] = []
     for i, word in enumerate(words):
@@ -946,14 +986,4 @@ async def _run_like(db: AsyncSession, at: _Band, words: list[_Word], wanted: int
                     values.append(f"CASE WHEN {matched} THEN {weight} ELSE 0 END")
         conditions.append("(" + " OR ".join(anywhere) + ")")
         word_scores.append(f"GREATEST({', '.join(values)})" if len(values) > 1 else values[0])
-    if index.bands > 1:
-        conditions.append("band = :band")
-        params["band"] = at.band
-    first = index.columns[0]
-    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
-    sql = (
-        f"SELECT {index.key} FROM {index.table} WHERE "
-        + " AND ".join(conditions)
-        + f" ORDER BY ({' + '.join(word_scores)}) DESC, {title_words}, {index.key} LIMIT :n"
-    )
-    return list((await db.scalars(text(sql), params)).all())
+    return " AND ".join(conditions), f"({' + '.join(word_scores)})", params
