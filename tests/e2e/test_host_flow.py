@@ -226,8 +226,10 @@ def test_a_host_schedules_queues_and_goes_live(
 
     # Search page as a listener would use it.
     page.goto(base + "/search")
-    page.get_by_label("Song, artist or album").press_sequentially("neo", delay=30)
-    neon = page.locator("#results li").filter(has_text="Neon Drive")
+    page.get_by_label("Shows, hosts, hashtags, artists and songs").press_sequentially(
+        "neo", delay=30
+    )
+    neon = page.locator("[data-group=songs] li").filter(has_text="Neon Drive")
     expect(neon).to_contain_text("3:07")
     expect(neon).to_contain_text("Explicit")
     expect(neon).to_contain_text("Synth Avenue, Mira K")

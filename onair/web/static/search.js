@@ -1,7 +1,7 @@
 // The one search box: grouped results as you type (shows, songs, artists, hosts, hashtags and
 // who is playing them), the address kept in step so a search can be shared. Every result is a
 // link; the arrow keys walk them, as Tab does.
-import { apiGet, debounce, el, localizeTimes, statusBadge } from "./common.js";
+import { apiGet, debounce, el, localizeTimes, mmss, statusBadge } from "./common.js";
 
 const form = document.getElementById("search-form");
 const input = document.getElementById("q");
@@ -59,8 +59,12 @@ function showHit(show) {
 }
 
 function songHit(track) {
-  const sub = track.artists.join(", ") + (track.album ? ` · ${track.album}` : "");
+  const length = mmss(track.duration_s);
+  const sub = track.artists.join(", ") + (track.album ? ` · ${track.album}` : "") + (length ? ` · ${length}` : "");
   const item = hit("song", `/tracks/${track.id}`, track.title, line("hit-sub", sub));
+  if (track.explicit) {
+    item.querySelector(".hit-title").append(" ", el("span", { class: "badge explicit", title: "Explicit lyrics", text: "Explicit" }));
+  }
   item.dataset.trackId = String(track.id);
   return item;
 }
