@@ -318,11 +318,6 @@ async def write_documents(
     await _add_terms(db, index, terms)
 
 
-def _pg_document(d: Document) -> str:
-    # Padded with spaces so that " word " and " prefix" are LIKE patterns for whole words.
-    return " " + " | ".join(d.values) + " "
-
-
 async def _add_terms(
     db: AsyncSession, index: SearchIndex, terms: dict[str, int], *, known: bool = True
 ) -> None:
@@ -465,16 +460,16 @@ async def _store_documents(
         row: dict[str, object] = {f"c{i}": v for i, v in enumerate(d.values)}
         row["id"] = d.rowid(index) if sqlite else d.doc_id
         if not sqlite:
-            row["document"] = _pg_document(d)
             row["band"] = d.band
         rows.append(row)
     if sqlite:
         sql = f"INSERT INTO {index.table} (rowid, {names}) VALUES (:id, {values})"
     else:
+        # lexemes and rank_key are generated columns (migration 0009).
         band = (", band", ", :band") if index.bands > 1 else ("", "")
         sql = (
-            f"INSERT INTO {index.table} ({index.key}, {names}, document{band[0]})"
-            f" VALUES (:id, {values}, :document{band[1]})"
+            f"INSERT INTO {index.table} ({index.key}, {names}{band[0]})"
+            f" VALUES (:id, {values}{band[1]})"
         )
     await db.execute(text(sql), rows)
 
@@ -549,6 +544,22 @@ class _Kind:
             phrases = [f'"{self.prefix}"']
         return phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
 
+    def tsquery(self, columns: Sequence[int]) -> str:
+        """`fts` as a tsquery over the `lexemes` of `columns` (migration 0009)."""
+        words = sorted(self.whole)
+        prefix = None
+        if self.prefix is not None:
+            if self.completions is None:
+                prefix = self.prefix
+            else:
+                words = sorted(self.whole.union(self.completions))
+        lexemes = [_lexeme(c, t) for c in columns for t in words]
+        if prefix is not None:
+            lexemes += [_lexeme(c, prefix) + ":*" for c in columns]
+        if not lexemes:
+            return _NO_LEXEME
+        return lexemes[0] if len(lexemes) == 1 else "(" + " | ".join(lexemes) + ")"
+
 
 @dataclass(frozen=True)
 class _Vocabulary:
@@ -617,6 +628,9 @@ class _Placement:
     def fts(self) -> str:
         return " AND ".join(f"{column} : {kind.fts()}" for column, kind in self.parts)
 
+    def tsquery(self, index: SearchIndex) -> str:
+        return " & ".join(kind.tsquery((index.columns.index(c),)) for c, kind in self.parts)
+
 
 def _options(word: _Word, index: SearchIndex) -> list[tuple[int, str, _Kind]]:
     options = [
@@ -683,6 +697,50 @@ class _Scorer:
 
 def _match_anywhere(words: Sequence[_Word]) -> str:
     return " AND ".join(w.fts() for w in words)
+
+
+# PostgreSQL: a word in column i of an index is the lexeme `i` + word (migration 0009), so a
+# column filter is a lexeme and no lexeme begins with this.
+_NO_LEXEME = "'-'"
+
+
+def _lexeme(column: int, word: str) -> str:
+    """A quoted tsquery lexeme (escaped, though the engine's words are letters and digits)."""
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{column:d}{escaped}'"
+
+
+def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
+    """`_match_anywhere` as a tsquery: each word in any column the vocabulary has seen it in
+    (a column it was never seen in cannot hold it)."""
+    parts = []
+    for word in words:
+        seen = 0
+        for kind in word.kinds():
+            seen |= kind.columns
+        columns = [i for i in range(len(index.columns)) if seen & 1 << i]
+        if word.prefix:
+            v = word.vocabulary
+            kind = _Kind(1, frozenset(word.neighbours), word.text, v.completions)
+        else:
+            kind = _Kind(1, frozenset((word.text, *word.neighbours)), None)
+        parts.append(kind.tsquery(columns))
+    return " & ".join(parts)
+
+
+async def _pg_rows(db: AsyncSession, at: _Band, query: str, limit: int) -> Sequence[Any]:
+    """`_fts_rows` on PostgreSQL. The tsquery is written into the statement, not bound: a
+    prepared statement run a few times gets a generic plan, which cannot know whether the words
+    are common (walk rank_key, stop after `limit`) or rare (look them up in the GIN index)."""
+    table = at.index.table
+    literal = query.replace("'", "''")
+    sql = (
+        f"SELECT rank_key, {', '.join(at.index.columns)} FROM {table}"
+        f" WHERE lexemes @@ '{literal}'::tsquery{at.rank_range()}"
+        f" ORDER BY rank_key LIMIT {limit:d}"
+    )
+    # No bound parameters: a colon (as in ':*') is text.
+    return (await db.execute(text(sql.replace(":", "\\:")))).all()
 
 
 async def search_track_ids(
@@ -757,11 +815,9 @@ async def search_bands(
 async def _run_tier_bands(
     db: AsyncSession, index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int
 ) -> dict[int, list[int]]:
-    """A tier's best `wanted` in each band: a query per band with FTS5 (each seeks its rowid
-    range), one scan for all of them with LIKE (its cost is the scan, not the band)."""
-    if _is_sqlite(db) or len(bands) == 1:
-        return {band: await _run_tier(db, _Band(index, band), words, wanted) for band in bands}
-    return await _run_like_bands(db, index, bands, words, wanted)
+    """A tier's best `wanted` in each band: a query per band, each seeking its range of the
+    ranking order (FTS5's rowid, PostgreSQL's rank_key)."""
+    return {band: await _run_tier(db, _Band(index, band), words, wanted) for band in bands}
 
 
 @dataclass(frozen=True)
@@ -776,6 +832,13 @@ class _Band:
             return "", {}
         lo, hi = self.index.band_range(self.band)
         return " AND rowid >= :lo AND rowid < :hi", {"lo": lo, "hi": hi}
+
+    def rank_range(self) -> str:
+        """`fts_range` on PostgreSQL, written out (see `_pg_rows`)."""
+        if self.index.bands == 1:
+            return ""
+        lo, hi = self.index.band_range(self.band)
+        return f" AND rank_key >= {lo:d} AND rank_key < {hi:d}"
 
 
 async def _typo_tiers(
@@ -855,13 +918,11 @@ async def _neighbours(
 
 
 async def _run_tier(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
-    if _is_sqlite(db):
-        return await _run_fts(db, at, words, wanted)
-    return await _run_like(db, at, words, wanted)
-
-
-async def _run_fts(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
-    rows = await _fts_rows(db, at, _match_anywhere(words), SCORE_ALL_BELOW)
+    """The tier's best `wanted`: FTS5 MATCH queries on SQLite, the same queries as tsqueries
+    over `lexemes` on PostgreSQL (`_tsquery_anywhere`, `_Placement.tsquery`)."""
+    sqlite = _is_sqlite(db)
+    match = _match_anywhere(words) if sqlite else _tsquery_anywhere(words, at.index)
+    rows = await _fts_rows(db, at, match, SCORE_ALL_BELOW)
     score = _Scorer(words, at.index)
     scores = {row[0]: score(row[1:]) for row in rows}
     if len(rows) >= SCORE_ALL_BELOW:
@@ -872,6 +933,10 @@ async def _run_fts(db: AsyncSession, at: _Band, words: list[_Word], wanted: int)
 
 
 async def _fts_rows(db: AsyncSession, at: _Band, match: str, limit: int) -> Sequence[Any]:
+    """The first `limit` matches of `match` (an FTS5 expression, or a tsquery on PostgreSQL)
+    in ranking order: their rowid (rank_key) and columns."""
+    if not _is_sqlite(db):
+        return await _pg_rows(db, at, match, limit)
     table = at.index.table
     band, params = at.fts_range()
     sql = (
@@ -900,6 +965,7 @@ async def _best_placements(
     shares the last word's column and kind, with the other words anywhere: when the group's
     matches are few, one scan returns them all and settles every placement in it.
     """
+    sqlite = _is_sqlite(db)
     placements = list(itertools.islice(_placements(words, at.index), MAX_PLACEMENTS))
     done: set[int] = set()
     open_groups: set[tuple[str, _Kind]] = set()
@@ -909,8 +975,12 @@ async def _best_placements(
         group = placement.parts[-1]
         if i > 0 and len(words) > 1 and group not in open_groups:
             last_column, last_kind = group
-            anywhere = [w.fts() for w in words[:-1]]
-            match = " AND ".join([*anywhere, f"{last_column} : {last_kind.fts()}"])
+            if sqlite:
+                anywhere = [w.fts() for w in words[:-1]]
+                match = " AND ".join([*anywhere, f"{last_column} : {last_kind.fts()}"])
+            else:
+                last = _Placement(0, ((last_column, last_kind),)).tsquery(at.index)
+                match = " & ".join([_tsquery_anywhere(words[:-1], at.index), last])
             rows = await _fts_rows(db, at, match, GROUP_LIMIT)
             for rowid, *columns in rows:
                 scores[rowid] = max(scores.get(rowid, 0), score(columns))
@@ -919,71 +989,11 @@ async def _best_placements(
             else:
                 open_groups.add(group)
         if i not in done:
-            for rowid, *columns in await _fts_rows(db, at, placement.fts(), wanted):
+            match = placement.fts() if sqlite else placement.tsquery(at.index)
+            for rowid, *columns in await _fts_rows(db, at, match, wanted):
                 found = max(placement.score, score(columns))
                 scores[rowid] = max(scores.get(rowid, 0), found)
             done.add(i)
         bound = next((p.score for j, p in enumerate(placements) if j not in done), -1)
         if sum(s > bound for s in scores.values()) >= wanted:
             return
-
-
-async def _run_like(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
-    """The portable tier: every word must be in the document; the score is `_Scorer`'s."""
-    index = at.index
-    where, score, params = _like_parts(index, words)
-    if index.bands > 1:
-        where += " AND band = :band"
-        params["band"] = at.band
-    first = index.columns[0]
-    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
-    sql = (
-        f"SELECT {index.key} FROM {index.table} WHERE {where}"
-        f" ORDER BY {score} DESC, {title_words}, {index.key} LIMIT :n"
-    )
-    return list((await db.scalars(text(sql), {**params, "n": wanted})).all())
-
-
-async def _run_like_bands(
-    db: AsyncSession, index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int
-) -> dict[int, list[int]]:
-    """`_run_like` for several bands in one scan, ranked within each band."""
-    where, score, params = _like_parts(index, words)
-    names, band_params = _in_list("b", list(bands))
-    first = index.columns[0]
-    title_words = f"length({first}) - length(replace({first}, ' ', ''))"
-    sql = (
-        f"SELECT {index.key}, band FROM (SELECT {index.key}, band, row_number() OVER"
-        f" (PARTITION BY band ORDER BY {score} DESC, {title_words}, {index.key}) AS place"
-        f" FROM {index.table} WHERE {where} AND band IN ({names})) AS ranked"
-        f" WHERE place <= :n ORDER BY band, place"
-    )
-    out: dict[int, list[int]] = {band: [] for band in bands}
-    for doc_id, band in await db.execute(text(sql), {**params, **band_params, "n": wanted}):
-        out[band].append(doc_id)
-    return out
-
-
-def _like_parts(index: SearchIndex, words: list[_Word]) -> tuple[str, str, dict[str, object]]:
-    """The WHERE (every word in the document) and the score of the LIKE tiers."""
-    params: dict[str, object] = {}
-    conditions: list[str] = []
-    word_scores: list[str] = []
-    for i, word in enumerate(words):
-        anywhere: list[str] = []
-        values: list[str] = []
-        for j, kind in enumerate(word.kinds()):
-            patterns = [f"% {t} %" for t in sorted(kind.whole)]
-            if kind.prefix is not None:
-                patterns.append(f"% {kind.prefix}%")
-            for k, pattern in enumerate(patterns):
-                name = f"p{i}_{j}_{k}"
-                params[name] = pattern
-                anywhere.append(f"document LIKE :{name}")
-                for column in index.columns:
-                    weight = index.weights[column] * kind.factor
-                    matched = f"' ' || {column} || ' ' LIKE :{name}"
-                    values.append(f"CASE WHEN {matched} THEN {weight} ELSE 0 END")
-        conditions.append("(" + " OR ".join(anywhere) + ")")
-        word_scores.append(f"GREATEST({', '.join(values)})" if len(values) > 1 else values[0])
-    return " AND ".join(conditions), f"({' + '.join(word_scores)})", params
