@@ -9,6 +9,7 @@ band (live, upcoming, past), so live shows lead. What is playing comes from the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,7 +26,7 @@ from onair.shows.discovery.playing import Play
 from onair.shows.models import Show
 
 MAX_QUERY_LENGTH = 200
-SHOWS_PER_STATUS = 8
+SHOWS_PER_STATUS = 5
 HOSTS_LIMIT = 6
 HASHTAGS_LIMIT = 8
 ARTISTS_LIMIT = 6
@@ -36,6 +37,9 @@ PLAYED_TRACKS = 20
 PLAYED_ARTISTS = 10
 PLAYING_LIMIT = 20
 RECENT_LIMIT = 20
+# The search box lists fewer of them than a song's or an artist's page.
+BOX_PLAYING_LIMIT = 10
+BOX_RECENT_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,10 @@ async def plays_of(
     within: timedelta,
     playing_limit: int = PLAYING_LIMIT,
     recent_limit: int = RECENT_LIMIT,
+    known: Sequence[Track] = (),
 ) -> tuple[list[PlayHit], list[PlayHit]]:
-    """Who is playing these tracks (or these artists) now, and who played them lately."""
+    """Who is playing these tracks (or these artists) now, and who played them lately.
+    `known`: tracks already loaded, not read again."""
     now_plays = await playing.playing_now(
         db, track_ids=track_ids, artist_ids=artist_ids, now=now, limit=playing_limit
     )
@@ -151,22 +157,26 @@ async def plays_of(
         limit=recent_limit,
         exclude_shows=[p.show_id for p in now_plays],
     )
-    return await _hits(db, now_plays), await _hits(db, recent)
-
-
-async def _hits(db: AsyncSession, plays: list[Play]) -> list[PlayHit]:
+    plays = [*now_plays, *recent]
     if not plays:
-        return []
+        return [], []
+    # The shows and songs of both lists, read once.
     show_ids = {p.show_id for p in plays}
     shows = {
         s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(show_ids)))).unique()
     }
-    tracks = {t.id: t for t in await catalog.tracks_by_ids(db, {p.track_id for p in plays})}
-    return [
-        PlayHit(shows[p.show_id], tracks[p.track_id], p)
-        for p in plays
-        if p.show_id in shows and p.track_id in tracks
-    ]
+    tracks = {t.id: t for t in known}
+    missing = {p.track_id for p in plays} - tracks.keys()
+    tracks.update((t.id, t) for t in await catalog.tracks_by_ids(db, missing))
+
+    def hits(found: list[Play]) -> list[PlayHit]:
+        return [
+            PlayHit(shows[p.show_id], tracks[p.track_id], p)
+            for p in found
+            if p.show_id in shows and p.track_id in tracks
+        ]
+
+    return hits(now_plays), hits(recent)
 
 
 async def discover(
@@ -195,6 +205,9 @@ async def discover(
         artist_ids=[a.id for a in results.artists],
         now=now,
         within=recent,
+        playing_limit=BOX_PLAYING_LIMIT,
+        recent_limit=BOX_RECENT_LIMIT,
+        known=results.tracks,
     )
     results.artists = results.artists[:ARTISTS_LIMIT]
     return results
