@@ -404,6 +404,11 @@ async def fill_index(
     if sqlite:
         # One b-tree instead of hundreds of incremental segments: far fewer pages per query.
         await db.execute(text(f"INSERT INTO {index.table} ({index.table}) VALUES ('optimize')"))
+    else:
+        # The planner chooses each query's plan by its count of each word (migration 0009);
+        # autovacuum would count the new documents only later.
+        for table in (index.table, index.terms, index.variants):
+            await db.execute(text(f"ANALYZE {table}"))
     return done
 
 
@@ -544,18 +549,29 @@ class _Kind:
             phrases = [f'"{self.prefix}"']
         return phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
 
+    def overlaps(self, other: _Kind) -> bool:
+        """Some word could match both kinds."""
+
+        def begins(kind: _Kind, word: str) -> bool:
+            return kind.prefix is not None and word.startswith(kind.prefix)
+
+        if self.whole & other.whole:
+            return True
+        if any(begins(self, w) for w in other.whole) or any(begins(other, w) for w in self.whole):
+            return True
+        return (
+            self.prefix is not None
+            and other.prefix is not None
+            and (self.prefix.startswith(other.prefix) or other.prefix.startswith(self.prefix))
+        )
+
     def tsquery(self, columns: Sequence[int]) -> str:
         """`fts` as a tsquery over the `lexemes` of `columns` (migration 0009)."""
-        words = sorted(self.whole)
-        prefix = None
+        # A prefix is one GIN lookup whatever the words it begins; the planner counts a list
+        # of completions as that many words' worth of matches.
+        lexemes = [_lexeme(c, t) for c in columns for t in sorted(self.whole)]
         if self.prefix is not None:
-            if self.completions is None:
-                prefix = self.prefix
-            else:
-                words = sorted(self.whole.union(self.completions))
-        lexemes = [_lexeme(c, t) for c in columns for t in words]
-        if prefix is not None:
-            lexemes += [_lexeme(c, prefix) + ":*" for c in columns]
+            lexemes += [_lexeme(c, self.prefix) + ":*" for c in columns]
         if not lexemes:
             return _NO_LEXEME
         return lexemes[0] if len(lexemes) == 1 else "(" + " | ".join(lexemes) + ")"
@@ -630,6 +646,17 @@ class _Placement:
 
     def tsquery(self, index: SearchIndex) -> str:
         return " & ".join(kind.tsquery((index.columns.index(c),)) for c, kind in self.parts)
+
+    def title_words(self, index: SearchIndex) -> int:
+        """The fewest words a title (the first column) matching this placement can have: the
+        most kinds asked of it that no one word could match together."""
+        kinds = list({kind for column, kind in self.parts if column == index.columns[0]})
+        most = 0
+        for size in range(len(kinds), 0, -1):
+            for subset in itertools.combinations(kinds, size):
+                if not any(a.overlaps(b) for a, b in itertools.combinations(subset, 2)):
+                    return size
+        return most
 
 
 def _options(word: _Word, index: SearchIndex) -> list[tuple[int, str, _Kind]]:
@@ -728,16 +755,29 @@ def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
     return " & ".join(parts)
 
 
-async def _pg_rows(db: AsyncSession, at: _Band, query: str, limit: int) -> Sequence[Any]:
-    """`_fts_rows` on PostgreSQL. The tsquery is written into the statement, not bound: a
-    prepared statement run a few times gets a generic plan, which cannot know whether the words
-    are common (walk rank_key, stop after `limit`) or rare (look them up in the GIN index)."""
-    table = at.index.table
+async def _pg_rows(
+    db: AsyncSession, at: _Band, query: str, limit: int, title_words: int = 0
+) -> Sequence[Any]:
+    """`_fts_rows` on PostgreSQL: the planner walks rank_key filtering with the tsquery when
+    its words are common (it stops after `limit`), or looks them up in the GIN index and sorts
+    the few matches when they are rare.
+
+    The tsquery is written into the statement, not bound: a prepared statement run a few times
+    gets a generic plan, which cannot know whether the words are common or rare."""
+    index = at.index
     literal = query.replace("'", "''")
+    conditions = [f"lexemes @@ '{literal}'::tsquery"]
+    if index.bands > 1:
+        lo, hi = index.band_range(at.band)
+        conditions.append(f"rank_key >= {lo:d} AND rank_key < {hi:d}")
+    if title_words > 1:
+        # Titles are ranked shortest first: a walk need not read the ones too short to match
+        # (a placement of two words in the title would otherwise read every one-word title).
+        fewest = at.band << BAND_SHIFT | min(title_words, MAX_TITLE_WORDS) << TRACK_ID_BITS
+        conditions.append(f"rank_key >= {fewest:d}")
     sql = (
-        f"SELECT rank_key, {', '.join(at.index.columns)} FROM {table}"
-        f" WHERE lexemes @@ '{literal}'::tsquery{at.rank_range()}"
-        f" ORDER BY rank_key LIMIT {limit:d}"
+        f"SELECT rank_key, {', '.join(index.columns)} FROM {index.table}"
+        f" WHERE {' AND '.join(conditions)} ORDER BY rank_key LIMIT {limit:d}"
     )
     # No bound parameters: a colon (as in ':*') is text.
     return (await db.execute(text(sql.replace(":", "\\:")))).all()
@@ -833,13 +873,6 @@ class _Band:
         lo, hi = self.index.band_range(self.band)
         return " AND rowid >= :lo AND rowid < :hi", {"lo": lo, "hi": hi}
 
-    def rank_range(self) -> str:
-        """`fts_range` on PostgreSQL, written out (see `_pg_rows`)."""
-        if self.index.bands == 1:
-            return ""
-        lo, hi = self.index.band_range(self.band)
-        return f" AND rank_key >= {lo:d} AND rank_key < {hi:d}"
-
 
 async def _typo_tiers(
     db: AsyncSession, index: SearchIndex, words: list[_Word]
@@ -932,11 +965,13 @@ async def _run_tier(db: AsyncSession, at: _Band, words: list[_Word], wanted: int
     return [rowid & TRACK_ID_MASK for rowid in ranked[:wanted]]
 
 
-async def _fts_rows(db: AsyncSession, at: _Band, match: str, limit: int) -> Sequence[Any]:
+async def _fts_rows(
+    db: AsyncSession, at: _Band, match: str, limit: int, title_words: int = 0
+) -> Sequence[Any]:
     """The first `limit` matches of `match` (an FTS5 expression, or a tsquery on PostgreSQL)
-    in ranking order: their rowid (rank_key) and columns."""
+    in ranking order: their rowid (rank_key) and columns. `title_words`: none has fewer."""
     if not _is_sqlite(db):
-        return await _pg_rows(db, at, match, limit)
+        return await _pg_rows(db, at, match, limit, title_words)
     table = at.index.table
     band, params = at.fts_range()
     sql = (
@@ -990,7 +1025,8 @@ async def _best_placements(
                 open_groups.add(group)
         if i not in done:
             match = placement.fts() if sqlite else placement.tsquery(at.index)
-            for rowid, *columns in await _fts_rows(db, at, match, wanted):
+            fewest = 0 if sqlite else placement.title_words(at.index)
+            for rowid, *columns in await _fts_rows(db, at, match, wanted, fewest):
                 found = max(placement.score, score(columns))
                 scores[rowid] = max(scores.get(rowid, 0), found)
             done.add(i)
