@@ -47,8 +47,9 @@ def _lexemes(columns: tuple[str, ...]) -> str:
 
 def _rank_key(key: str, first: str, bands: bool) -> str:
     # onair.catalog.search: BAND_SHIFT 36, TRACK_ID_BITS 32, MAX_TITLE_WORDS 15.
-    band = "band::bigint << 36 | " if bands else ""
-    words = f"least(cardinality(string_to_array({first}, ' ')), 15)::bigint << 32"
+    # Parenthesised: PostgreSQL gives << and | the same precedence, left to right.
+    band = "(band::bigint << 36) | " if bands else ""
+    words = f"(least(cardinality(string_to_array({first}, ' ')), 15)::bigint << 32)"
     return f"{band}{words} | {key}"
 
 
