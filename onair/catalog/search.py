@@ -1,9 +1,12 @@
 """Catalog search: accent- and case-folded, prefix-as-you-type, one typo per word.
 
 On SQLite the documents live in the FTS5 table ``track_search`` (columns title, artists, album,
-genre). On other databases (the PostgreSQL deployment) the same folded documents live in a plain
-``track_search`` table and are matched word by word with LIKE, which a pg_trgm index speeds up
-when the extension is there.
+genre). On PostgreSQL the same folded documents live in a plain ``track_search`` table whose
+generated columns (migration 0009) stand for FTS5's index: ``lexemes``, a tsvector of the words
+each prefixed with its column's number (``0love``: *love* in the title), with a GIN index, and
+``rank_key``, the FTS5 rowid described below, with a b-tree. Every FTS5 query below is asked
+there as the same tsquery ordered by rank_key (`_pg_rows`), so both databases give the same
+answers in the same order.
 
 Typos are found the same way everywhere: ``search_terms`` holds every indexed word and
 ``search_term_variants`` every word's single-character deletions ("SymSpell"), so the real words
@@ -30,6 +33,14 @@ The same engine serves every other thing found by typing (discovery's shows, hos
 and the catalog's artists): a `SearchIndex` names its tables, columns and weights, and may file
 its documents in `bands` (a show's status), each band a rowid range that FTS5 seeks to, so
 "the best live shows" is one query rather than a filter over every show.
+
+On PostgreSQL a query's plan is the planner's: it walks rank_key, filtering with the tsquery
+and stopping after the LIMIT, when it counts the words common, and looks them up in the GIN
+index and sorts the matches when it counts them rare. Its counts come from the statistics of
+``lexemes`` (kept for 10,000 words, migration 0009; `fill_index` runs ANALYZE). Where the
+matches lie in the ranking order it cannot know: a walk reads every document ranked before the
+first matches, so a placement of several title words starts at titles long enough to hold
+them (`_Placement.title_words`).
 """
 
 from __future__ import annotations
@@ -129,8 +140,9 @@ def _term_variants(term: str) -> set[str]:
 
 @dataclass(frozen=True)
 class SearchIndex:
-    """One searchable kind of thing: its FTS5 (SQLite) or plain (PostgreSQL) table, whose first
-    column is the one whose length breaks ties, and its own vocabulary of words and variants."""
+    """One searchable kind of thing: its FTS5 (SQLite) or plain (PostgreSQL, with lexemes and
+    rank_key, migration 0009) table, whose first column is the one whose length breaks ties, and
+    its own vocabulary of words and variants."""
 
     table: str
     columns: tuple[str, ...]
