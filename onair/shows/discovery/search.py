@@ -9,7 +9,7 @@ band (live, upcoming, past), so live shows lead. What is playing comes from the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -85,13 +85,25 @@ async def search_shows(
     db: AsyncSession, query: str, *, per_status: int = SHOWS_PER_STATUS
 ) -> list[Show]:
     """Shows matching `query`: the best live ones, then upcoming, then past."""
+    ids = await _show_ids(db, query, per_status)
+    return _in_status_order(ids, await _load_shows(db, ids))
+
+
+async def _show_ids(db: AsyncSession, query: str, per_status: int) -> list[int]:
     bands = await search.search_bands(
         db, SHOWS, query, sorted(BANDS.values()), limit=per_status, fill=1
     )
-    ids = [i for band in sorted(bands) for i in bands[band]]
-    if not ids:
-        return []
-    found = {s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(ids)))).unique()}
+    return [i for band in sorted(bands) for i in bands[band]]
+
+
+async def _load_shows(db: AsyncSession, ids: Iterable[int]) -> dict[int, Show]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(wanted)))).unique()}
+
+
+def _in_status_order(ids: Sequence[int], found: Mapping[int, Show]) -> list[Show]:
     shows = [found[i] for i in ids if i in found]
     # An index entry a moment behind a status change still lists the show in its real group.
     return sorted(shows, key=lambda s: BANDS[s.status])
@@ -141,10 +153,26 @@ async def plays_of(
     within: timedelta,
     playing_limit: int = PLAYING_LIMIT,
     recent_limit: int = RECENT_LIMIT,
-    known: Sequence[Track] = (),
 ) -> tuple[list[PlayHit], list[PlayHit]]:
-    """Who is playing these tracks (or these artists) now, and who played them lately.
-    `known`: tracks already loaded, not read again."""
+    """Who is playing these tracks (or these artists) now, and who played them lately."""
+    now_plays, recent = await _plays(
+        db, track_ids, artist_ids, now, within, playing_limit, recent_limit
+    )
+    plays = [*now_plays, *recent]
+    shows = await _load_shows(db, (p.show_id for p in plays))
+    tracks = await _load_tracks(db, (p.track_id for p in plays))
+    return _hits(now_plays, shows, tracks), _hits(recent, shows, tracks)
+
+
+async def _plays(
+    db: AsyncSession,
+    track_ids: list[int],
+    artist_ids: list[int],
+    now: datetime,
+    within: timedelta,
+    playing_limit: int,
+    recent_limit: int,
+) -> tuple[list[Play], list[Play]]:
     now_plays = await playing.playing_now(
         db, track_ids=track_ids, artist_ids=artist_ids, now=now, limit=playing_limit
     )
@@ -157,26 +185,24 @@ async def plays_of(
         limit=recent_limit,
         exclude_shows=[p.show_id for p in now_plays],
     )
-    plays = [*now_plays, *recent]
-    if not plays:
-        return [], []
-    # The shows and songs of both lists, read once.
-    show_ids = {p.show_id for p in plays}
-    shows = {
-        s.id: s for s in (await db.scalars(select(Show).where(Show.id.in_(show_ids)))).unique()
-    }
-    tracks = {t.id: t for t in known}
-    missing = {p.track_id for p in plays} - tracks.keys()
-    tracks.update((t.id, t) for t in await catalog.tracks_by_ids(db, missing))
+    return now_plays, recent
 
-    def hits(found: list[Play]) -> list[PlayHit]:
-        return [
-            PlayHit(shows[p.show_id], tracks[p.track_id], p)
-            for p in found
-            if p.show_id in shows and p.track_id in tracks
-        ]
 
-    return hits(now_plays), hits(recent)
+async def _load_tracks(db: AsyncSession, ids: Iterable[int]) -> dict[int, Track]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {t.id: t for t in await catalog.tracks_by_ids(db, wanted)}
+
+
+def _hits(
+    plays: list[Play], shows: Mapping[int, Show], tracks: Mapping[int, Track]
+) -> list[PlayHit]:
+    return [
+        PlayHit(shows[p.show_id], tracks[p.track_id], p)
+        for p in plays
+        if p.show_id in shows and p.track_id in tracks
+    ]
 
 
 async def discover(
@@ -191,23 +217,29 @@ async def discover(
     results = Results(query=query)
     if not search.tokens(query):
         return results
-    results.shows = await search_shows(db, query)
+    show_ids = await _show_ids(db, query, SHOWS_PER_STATUS)
     results.hosts = await search_hosts(db, query)
     results.hashtags = await search_hashtags(db, query)
     results.artists = await search_artists(db, query, limit=PLAYED_ARTISTS)
     track_ids = await search.search_ids(
         db, search.TRACKS, query, limit=PLAYED_TRACKS, fill=TRACKS_LIMIT
     )
-    results.tracks = await catalog.tracks_by_ids(db, track_ids[:TRACKS_LIMIT])
-    results.playing_now, results.recently_played = await plays_of(
+    now_plays, recent_plays = await _plays(
         db,
-        track_ids=track_ids,
-        artist_ids=[a.id for a in results.artists],
-        now=now,
-        within=recent,
-        playing_limit=BOX_PLAYING_LIMIT,
-        recent_limit=BOX_RECENT_LIMIT,
-        known=results.tracks,
+        track_ids,
+        [a.id for a in results.artists],
+        now,
+        recent,
+        BOX_PLAYING_LIMIT,
+        BOX_RECENT_LIMIT,
     )
+    # Every show and song on the page, each read once (a statement costs more than its rows).
+    plays = [*now_plays, *recent_plays]
+    shows = await _load_shows(db, [*show_ids, *(p.show_id for p in plays)])
+    tracks = await _load_tracks(db, [*track_ids[:TRACKS_LIMIT], *(p.track_id for p in plays)])
+    results.shows = _in_status_order(show_ids, shows)
+    results.tracks = [tracks[i] for i in track_ids[:TRACKS_LIMIT] if i in tracks]
+    results.playing_now = _hits(now_plays, shows, tracks)
+    results.recently_played = _hits(recent_plays, shows, tracks)
     results.artists = results.artists[:ARTISTS_LIMIT]
     return results
