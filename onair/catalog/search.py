@@ -973,8 +973,8 @@ async def _run_tier(db: AsyncSession, at: _Band, words: list[_Word], wanted: int
     if len(rows) >= SCORE_ALL_BELOW:
         # Too many to score them all; the first ones stay in as candidates.
         await _best_placements(db, at, words, wanted, score, scores)
-    ranked = sorted(scores, key=lambda rowid: (-scores[rowid], rowid))
-    return [rowid & TRACK_ID_MASK for rowid in ranked[:wanted]]
+    best = sorted(scores, key=lambda rowid: (-scores[rowid], rowid))
+    return [rowid & TRACK_ID_MASK for rowid in best[:wanted]]
 
 
 async def _fts_rows(
