@@ -102,6 +102,9 @@ async def test_a_rebuilt_index_ranks_the_same(both: list[AsyncSession]) -> None:
     await postgres.commit()
     assert [await search.search_track_ids(postgres, q) for q in QUERIES] == before
     assert [await search.search_track_ids(sqlite, q) for q in QUERIES] == before
+    # Writes after the rebuild go straight into the GIN index again (no pending list).
+    sql = "SELECT reloptions FROM pg_class WHERE relname = 'ix_track_search_lexemes'"
+    assert await postgres.scalar(text(sql)) == ["fastupdate=off"]
 
 
 async def test_rank_key_is_the_fts5_rowid(both: list[AsyncSession]) -> None:

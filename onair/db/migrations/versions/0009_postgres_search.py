@@ -69,7 +69,12 @@ def upgrade() -> None:
         # common words of a million documents and guesses every other one far too common.
         # 10,000 words cost under a millisecond of planning; 100,000 cost five.
         op.execute(f"ALTER TABLE {name} ALTER COLUMN lexemes SET STATISTICS 1000")
-        op.execute(f"CREATE INDEX ix_{name}_lexemes ON {name} USING gin (lexemes)")
+        # fastupdate off: each write goes into the index itself, not into a list of pending
+        # entries (up to 4 MB) that every query would read first. A bulk fill turns it on for
+        # its duration (onair.catalog.search.fill_index).
+        op.execute(
+            f"CREATE INDEX ix_{name}_lexemes ON {name} USING gin (lexemes) WITH (fastupdate = off)"
+        )
         op.execute(f"CREATE UNIQUE INDEX ix_{name}_rank_key ON {name} (rank_key)")
         op.execute(f"ANALYZE {name}")
 
