@@ -1,6 +1,6 @@
 """Catalog search as a host uses it: folded, as-you-type, forgiving one typo per word.
 
-Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (the LIKE path).
+Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (tsqueries).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 as typed (prefixes, folded accents and case, one typo per word), live shows first, and "who is
 playing this now?" from what listeners heard, never from a queue.
 
-Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (the LIKE path).
+Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (tsqueries).
 """
 
 from __future__ import annotations
