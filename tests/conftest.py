@@ -8,11 +8,13 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts import passwords
 from onair.app import create_app
 from onair.clock import FakeClock
-from onair.db.migrate import upgrade_async
+from onair.db.base import make_engine, make_sessionmaker
+from onair.db.migrate import upgrade, upgrade_async
 from onair.settings import Settings
 
 
@@ -115,3 +117,23 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database: SQLite, then PostgreSQL when the server is there."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'onair.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session on `database_url`, for tests of the services without the app."""
+    engine = make_engine(database_url)
+    async with make_sessionmaker(engine)() as session:
+        yield session
+    await engine.dispose()

@@ -6,8 +6,6 @@ Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (t
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, text
@@ -17,26 +15,6 @@ from onair.catalog import search
 from onair.catalog.models import Track
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
-from onair.db.base import make_engine, make_sessionmaker
-from onair.db.migrate import upgrade
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'search.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = make_engine(database_url)
-    async with make_sessionmaker(engine)() as session:
-        yield session
-    await engine.dispose()
 
 
 def track(

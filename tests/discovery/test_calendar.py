@@ -3,7 +3,7 @@ show's own "add to calendar" file, both read back with the `icalendar` package."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,28 +13,10 @@ from fastapi import FastAPI
 from icalendar import Calendar, Event
 
 from onair.clock import FakeClock
-from tests.conftest import sign_up
-
-Person = Callable[[str], Awaitable[tuple[httpx.AsyncClient, int]]]
+from tests.discovery.conftest import Person
 
 # Commas, semicolons, backslashes, new lines and markup: iCalendar escapes the first four.
 AWKWARD = 'Jazz, soul; and "more" \\ stuff\nSecond line <b>bold</b> — ünïcode'
-
-
-@pytest.fixture
-async def person(app: FastAPI) -> AsyncIterator[Person]:
-    clients: list[httpx.AsyncClient] = []
-
-    async def make(name: str) -> tuple[httpx.AsyncClient, int]:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        clients.append(client)
-        body = await sign_up(client, name)
-        return client, int(str(body["id"]))
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture

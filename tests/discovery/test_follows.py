@@ -5,7 +5,7 @@ a followed host goes live or schedules a show, and the live stream an open page 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +23,7 @@ from onair.db.migrate import upgrade
 from onair.settings import Settings
 from onair.shows.follows.models import Follow, Notification
 from tests.conftest import sign_up
+from tests.discovery.conftest import Person
 from tests.server import RunningServer, serve
 
 PASSWORD = "correct horse"
@@ -41,26 +42,6 @@ def settings(tmp_path: Path) -> Settings:
 
 def _in(clock: FakeClock, hours: float) -> str:
     return (clock.now() + timedelta(hours=hours)).isoformat()
-
-
-Person = Callable[[str], Awaitable[tuple[httpx.AsyncClient, int]]]
-
-
-@pytest.fixture
-async def person(app: FastAPI) -> AsyncIterator[Person]:
-    """Signs someone up, in a client of their own (closed after the test)."""
-    clients: list[httpx.AsyncClient] = []
-
-    async def make(name: str) -> tuple[httpx.AsyncClient, int]:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        clients.append(client)
-        body = await sign_up(client, name)
-        return client, int(str(body["id"]))
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 # --- following ---------------------------------------------------------------------------------

@@ -7,38 +7,16 @@ Every test runs on SQLite (FTS5) and, when the server is there, on PostgreSQL (t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.catalog.search import ARTISTS, clear_index
-from onair.db.base import make_engine, make_sessionmaker
-from onair.db.migrate import upgrade
 from onair.shows import service as shows
 from onair.shows.discovery import index
 from onair.shows.discovery.search import Results, discover
 from tests.discovery.search_world import World
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'discovery.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = make_engine(database_url)
-    async with make_sessionmaker(engine)() as session:
-        yield session
-    await engine.dispose()
 
 
 @pytest.fixture
