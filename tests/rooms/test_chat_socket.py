@@ -141,13 +141,24 @@ def test_the_chat_rate_limit_answers_with_an_error_event(
     ann = people("ann")
     with ann.socket(show_id) as ws:
         events(ws)
-        for i in range(4):
+        # Ten at once: the burst of three is taken, and however slowly a loaded machine
+        # stores them (the bucket refills one message per 0.67 s meanwhile), some are refused.
+        for i in range(10):
             send(ws, action="chat.send", text=f"m{i}", ref=str(i))
-        replies = [until(ws, "chat.ack") for _ in range(3)]
-        assert [r["ref"] for r in replies] == ["0", "1", "2"]
-        error = until(ws, "error")
-        assert error["ref"] == "3" and error["code"] == "rate_limited"
-        assert 0 < error["retry_after"] <= 1
+        replies: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 10
+        while len(replies) < 10:
+            frame = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+            for event in frame:
+                if event["type"] in ("chat.ack", "error"):
+                    assert event["ref"] not in replies, "one answer per message"
+                    replies[event["ref"]] = event
+        assert [replies[str(i)]["type"] for i in range(3)] == ["chat.ack"] * 3
+        refused = [e for e in replies.values() if e["type"] == "error"]
+        assert refused, "a flood of ten is refused in part"
+        for error in refused:
+            assert error["code"] == "rate_limited"
+            assert 0 < error["retry_after"] <= 1
 
 
 def test_held_messages_reach_only_the_crew_until_released(
