@@ -48,9 +48,18 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -279,7 +288,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-def _is_sqlite(db: AsyncSession) -> bool:
+def is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
 
 
@@ -323,7 +332,7 @@ async def write_documents(
         return
     if replace:
         await remove_documents(db, index, [d.doc_id for d in documents])
-    await _store_documents(db, index, documents, _is_sqlite(db))
+    await _store_documents(db, index, documents, is_sqlite(db))
     terms: dict[str, int] = {}
     for d in documents:
         _merge_terms(terms, d.terms())
@@ -367,7 +376,7 @@ async def _add_terms(
 
 
 def _insert_ignoring_duplicates(db: AsyncSession) -> Callable[[str], str]:
-    if _is_sqlite(db):
+    if is_sqlite(db):
         return lambda rest: f"INSERT OR IGNORE INTO {rest}"
     return lambda rest: f"INSERT INTO {rest} ON CONFLICT DO NOTHING"
 
@@ -382,7 +391,7 @@ async def remove_documents(db: AsyncSession, index: SearchIndex, doc_ids: Iterab
     ids = list(doc_ids)
     if not ids:
         return
-    if not _is_sqlite(db):
+    if not is_sqlite(db):
         await db.execute(
             text(f"DELETE FROM {index.table} WHERE {index.key} = :id"), [{"id": i} for i in ids]
         )
@@ -404,7 +413,7 @@ async def fill_index(
 ) -> int:
     """Index every document of `batches` into an emptied `index` (see `clear_index`), the
     vocabulary written once at the end; returns how many. The caller commits."""
-    sqlite = _is_sqlite(db)
+    sqlite = is_sqlite(db)
     # PostgreSQL: the GIN index (migration 0009) takes every write at once, as a query must
     # otherwise read a list of pending entries (up to 4 MB) first; a bulk fill is far faster
     # with that list, which is merged into the index at the end.
@@ -775,9 +784,7 @@ def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
     return " & ".join(parts)
 
 
-async def _pg_rows(
-    db: AsyncSession, at: _Band, query: str, limit: int, title_words: int = 0
-) -> Sequence[Any]:
+def _pg_rows(at: _Band, query: str, limit: int, title_words: int = 0) -> Statement:
     """`_fts_rows` on PostgreSQL: the planner walks rank_key filtering with the tsquery when
     its words are common (it stops after `limit`), or looks them up in the GIN index and sorts
     the few matches when they are rare.
@@ -800,7 +807,7 @@ async def _pg_rows(
         f" WHERE {' AND '.join(conditions)} ORDER BY rank_key LIMIT {limit:d}"
     )
     # No bound parameters: a colon (as in ':*') is text.
-    return (await db.execute(text(sql.replace(":", "\\:")))).all()
+    return Statement(sql)
 
 
 async def search_track_ids(
@@ -808,6 +815,67 @@ async def search_track_ids(
 ) -> list[int]:
     """Track ids matching every word of `query`, best first."""
     return await search_ids(db, TRACKS, query, limit=limit, offset=offset)
+
+
+# --- running: the search below is written as steps, each a statement whose rows it is sent ----
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement a search asks for. Without `params` the SQL is literal text (PostgreSQL's
+    tsqueries hold colons, which are not placeholders)."""
+
+    sql: str
+    params: Mapping[str, object] | None = None
+
+
+_T = TypeVar("_T")
+Steps: TypeAlias = Generator[Statement, Sequence[Any], _T]
+
+
+async def run_steps(db: AsyncSession, searches: Sequence[Steps[_T]]) -> list[_T]:
+    """The answers of `searches`, run on `db`'s connection one after the other.
+
+    On SQLite every statement of every search runs in aiosqlite's thread in one go: going
+    there and back costs more than most of the statements (three hops of about 50 us each
+    per statement through SQLAlchemy), and a search box asks for some thirty."""
+    await db.flush()  # what `db.execute` would do first: the session's pending writes count
+    if is_sqlite(db):
+        connection = await db.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        in_thread = getattr(raw, "_execute", None)
+        sqlite = getattr(raw, "_conn", None)
+        if in_thread is not None and isinstance(sqlite, sqlite3.Connection):
+            answers: list[_T] = await in_thread(_run_in_thread, sqlite, searches)
+            return answers
+    return [await _run_async(db, steps) for steps in searches]
+
+
+def _run_in_thread(connection: sqlite3.Connection, searches: Sequence[Steps[_T]]) -> list[_T]:
+    answers = []
+    for steps in searches:
+        try:
+            statement = next(steps)
+            while True:
+                rows = connection.execute(statement.sql, statement.params or {}).fetchall()
+                statement = steps.send(rows)
+        except StopIteration as done:
+            answers.append(done.value)
+    return answers
+
+
+async def _run_async(db: AsyncSession, steps: Steps[_T]) -> _T:
+    try:
+        statement = next(steps)
+        while True:
+            if statement.params is None:
+                rows = (await db.execute(text(statement.sql.replace(":", "\\:")))).all()
+            else:
+                rows = (await db.execute(text(statement.sql), dict(statement.params))).all()
+            statement = steps.send(rows)
+    except StopIteration as done:
+        value: _T = done.value
+        return value
 
 
 async def search_ids(
@@ -823,9 +891,25 @@ async def search_ids(
     """Ids of the documents of `index` (of one band, when it has several) matching every word
     of `query`, best first. Typo corrections fill the places left while fewer than `fill`
     (default: all of them) matched as typed."""
+    [found] = await run_steps(
+        db, [ids_steps(index, query, is_sqlite(db), limit, offset, band, fill)]
+    )
+    return found
+
+
+def ids_steps(
+    index: SearchIndex,
+    query: str,
+    sqlite: bool,
+    limit: int = 20,
+    offset: int = 0,
+    band: int | None = None,
+    fill: int | None = None,
+) -> Steps[list[int]]:
+    """`search_ids` as steps for `run_steps`."""
     if band is None and index.bands > 1:
         raise ValueError(f"{index.table} is searched one band at a time")
-    found = await search_bands(db, index, query, [band or 0], limit=limit, offset=offset, fill=fill)
+    found = yield from bands_steps(index, query, sqlite, [band or 0], limit, offset, fill)
     return found[band or 0]
 
 
@@ -844,6 +928,22 @@ async def search_bands(
     With `fill`, typos are corrected only when the bands together found fewer than `fill`
     as typed: a box that lists a few of each kind of thing needs no guesses once it has
     exact matches, and each guess costs queries."""
+    [found] = await run_steps(
+        db, [bands_steps(index, query, is_sqlite(db), bands, limit, offset, fill)]
+    )
+    return found
+
+
+def bands_steps(
+    index: SearchIndex,
+    query: str,
+    sqlite: bool,
+    bands: Sequence[int],
+    limit: int = 20,
+    offset: int = 0,
+    fill: int | None = None,
+) -> Steps[dict[int, list[int]]]:
+    """`search_bands` as steps for `run_steps`."""
     out: dict[int, list[int]] = {band: [] for band in bands}
     typed = tokens(query)[:MAX_QUERY_WORDS]
     if not typed or limit <= 0:
@@ -852,17 +952,18 @@ async def search_bands(
     # Every word matches as a prefix, so "dan sug" finds "Dance of the Sugar Plum Fairy"; a lone
     # letter only at the end, where it is the word being typed.
     words = [_Word(w, prefix=len(w) > 1 or i == last, last=i == last) for i, w in enumerate(typed)]
-    words = [replace(w, vocabulary=await _look_up(db, index, w)) for w in words]
+    for i, w in enumerate(words):
+        words[i] = replace(w, vocabulary=(yield from _look_up(index, w, sqlite)))
     wanted = offset + limit
     if all(w.known for w in words):
-        found = await _run_tier_bands(db, index, bands, words, wanted)
+        found = yield from _run_tier_bands(index, bands, words, wanted, sqlite)
     else:
         found = {band: [] for band in bands}
     correct = fill is None or sum(len(f) for f in found.values()) < fill
     short = [band for band in bands if len(found[band]) < wanted]
     if correct and short:
-        for tier in await _typo_tiers(db, index, words):
-            more = await _run_tier_bands(db, index, short, tier, 2 * wanted)
+        for tier in (yield from _typo_tiers(index, words)):
+            more = yield from _run_tier_bands(index, short, tier, 2 * wanted, sqlite)
             for band in short:
                 seen = set(found[band])
                 found[band].extend(i for i in more[band] if i not in seen)
@@ -872,12 +973,15 @@ async def search_bands(
     return {band: found[band][offset:wanted] for band in bands}
 
 
-async def _run_tier_bands(
-    db: AsyncSession, index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int
-) -> dict[int, list[int]]:
+def _run_tier_bands(
+    index: SearchIndex, bands: Sequence[int], words: list[_Word], wanted: int, sqlite: bool
+) -> Steps[dict[int, list[int]]]:
     """A tier's best `wanted` in each band: a query per band, each seeking its range of the
     ranking order (FTS5's rowid, PostgreSQL's rank_key)."""
-    return {band: await _run_tier(db, _Band(index, band), words, wanted) for band in bands}
+    found = {}
+    for band in bands:
+        found[band] = yield from _run_tier(_Band(index, band), words, wanted, sqlite)
+    return found
 
 
 @dataclass(frozen=True)
@@ -894,15 +998,12 @@ class _Band:
         return " AND rowid >= :lo AND rowid < :hi", {"lo": lo, "hi": hi}
 
 
-async def _typo_tiers(
-    db: AsyncSession, index: SearchIndex, words: list[_Word]
-) -> list[list[_Word]]:
+def _typo_tiers(index: SearchIndex, words: list[_Word]) -> Steps[list[list[_Word]]]:
     """The queries widened for typos: the words that match nothing first, then every word."""
-    found = {
-        w.text: await _neighbours(db, index, w.text)
-        for w in words
-        if len(w.text) >= TYPO_MIN_LENGTH
-    }
+    found = {}
+    for w in words:
+        if len(w.text) >= TYPO_MIN_LENGTH and w.text not in found:
+            found[w.text] = yield from _neighbours(index, w.text)
     if not any(neighbours for neighbours, _ in found.values()):
         return []
 
@@ -918,27 +1019,24 @@ async def _typo_tiers(
     return tiers
 
 
-async def _look_up(db: AsyncSession, index: SearchIndex, word: _Word) -> _Vocabulary:
+def _look_up(index: SearchIndex, word: _Word, sqlite: bool) -> Steps[_Vocabulary]:
     """The columns `word` has been seen in and, for a prefix, the indexed words it begins
     when they are few. Prefixes of up to PREFIX_INDEX_MAX letters have their own FTS5 index."""
     if not word.prefix or len(word.text) <= 2:
         # One or two letters begin too many words to list or to read the columns of.
         sql = f"SELECT columns FROM {index.terms} WHERE term = :w"
-        columns = await db.scalar(text(sql), {"w": word.text})
-        return _Vocabulary(whole_columns=columns or 0)
+        found = yield Statement(sql, {"w": word.text})
+        return _Vocabulary(whole_columns=found[0][0] if found else 0)
     # A byte-order range is what the primary key (SQLite) or the text_pattern_ops index
     # (PostgreSQL) can seek; GLOB or LIKE with an expression for a pattern scans every word.
     start, stop = word.text, word.text[:-1] + chr(ord(word.text[-1]) + 1)
-    if _is_sqlite(db):
-        where = "term >= :start AND term < :stop"
-    else:
-        where = "term ~>=~ :start AND term ~<~ :stop"
+    where = "term >= :start AND term < :stop" if sqlite else "term ~>=~ :start AND term ~<~ :stop"
     # A prefix with its own FTS5 index needs no list, only the columns of its words: read
     # them if there are a few hundred at most, else take every column.
     many = MAX_COMPLETIONS if len(word.text) > PREFIX_INDEX_MAX else 4 * MAX_COMPLETIONS
     sql = f"SELECT term, columns FROM {index.terms} WHERE {where} ORDER BY term LIMIT :n"
     params = {"start": start, "stop": stop, "n": many + 1}
-    rows: list[tuple[str, int]] = [(t, c) for t, c in await db.execute(text(sql), params)]
+    rows: list[tuple[str, int]] = [(t, c) for t, c in (yield Statement(sql, params))]
     whole = next((c for t, c in rows if t == word.text), 0)
     if len(rows) > many:
         return _Vocabulary(whole_columns=whole)
@@ -949,9 +1047,7 @@ async def _look_up(db: AsyncSession, index: SearchIndex, word: _Word) -> _Vocabu
     return _Vocabulary(completions, whole_columns=whole, prefix_columns=prefix_columns)
 
 
-async def _neighbours(
-    db: AsyncSession, index: SearchIndex, word: str
-) -> tuple[tuple[str, ...], int]:
+def _neighbours(index: SearchIndex, word: str) -> Steps[tuple[tuple[str, ...], int]]:
     """The indexed words within one edit of `word` (other than `word` itself) and the columns
     they have been seen in."""
     variants = sorted({word} | deletion_variants(word))
@@ -960,7 +1056,7 @@ async def _neighbours(
         f"SELECT DISTINCT t.term, t.columns FROM {index.variants} v"
         f" JOIN {index.terms} t ON t.term = v.term WHERE v.variant IN ({placeholders})"
     )
-    rows = await db.execute(text(sql), params)
+    rows = yield Statement(sql, params)
     close = [(t, c) for t, c in rows if t != word and within_one_edit(word, t)]
     # Same-length corrections (a slip of a finger) before dropped or doubled letters.
     close.sort(key=lambda tc: (abs(len(tc[0]) - len(word)), tc[0]))
@@ -970,45 +1066,42 @@ async def _neighbours(
     return tuple(t for t, _ in close[:MAX_NEIGHBOURS]), columns
 
 
-async def _run_tier(db: AsyncSession, at: _Band, words: list[_Word], wanted: int) -> list[int]:
+def _run_tier(at: _Band, words: list[_Word], wanted: int, sqlite: bool) -> Steps[list[int]]:
     """The tier's best `wanted`: FTS5 MATCH queries on SQLite, the same queries as tsqueries
     over `lexemes` on PostgreSQL (`_tsquery_anywhere`, `_Placement.tsquery`)."""
-    sqlite = _is_sqlite(db)
     match = _match_anywhere(words) if sqlite else _tsquery_anywhere(words, at.index)
-    rows = await _fts_rows(db, at, match, SCORE_ALL_BELOW)
+    rows = yield _fts_rows(at, match, SCORE_ALL_BELOW, sqlite)
     score = _Scorer(words, at.index)
     scores = {row[0]: score(row[1:]) for row in rows}
     if len(rows) >= SCORE_ALL_BELOW:
         # Too many to score them all; the first ones stay in as candidates.
-        await _best_placements(db, at, words, wanted, score, scores)
+        yield from _best_placements(at, words, wanted, score, scores, sqlite)
     best = sorted(scores, key=lambda rowid: (-scores[rowid], rowid))
     return [rowid & TRACK_ID_MASK for rowid in best[:wanted]]
 
 
-async def _fts_rows(
-    db: AsyncSession, at: _Band, match: str, limit: int, title_words: int = 0
-) -> Sequence[Any]:
+def _fts_rows(at: _Band, match: str, limit: int, sqlite: bool, title_words: int = 0) -> Statement:
     """The first `limit` matches of `match` (an FTS5 expression, or a tsquery on PostgreSQL)
     in ranking order: their rowid (rank_key) and columns. `title_words`: none has fewer."""
-    if not _is_sqlite(db):
-        return await _pg_rows(db, at, match, limit, title_words)
+    if not sqlite:
+        return _pg_rows(at, match, limit, title_words)
     table = at.index.table
     band, params = at.fts_range()
     sql = (
         f"SELECT rowid, {', '.join(at.index.columns)} FROM {table}"
         f" WHERE {table} MATCH :q{band} LIMIT :n"
     )
-    return (await db.execute(text(sql), {"q": match, "n": limit, **params})).all()
+    return Statement(sql, {"q": match, "n": limit, **params})
 
 
-async def _best_placements(
-    db: AsyncSession,
+def _best_placements(
     at: _Band,
     words: list[_Word],
     wanted: int,
     score: _Scorer,
     scores: dict[int, int],
-) -> None:
+    sqlite: bool,
+) -> Steps[None]:
     """Adds to `scores` enough tracks to hold the best `wanted`, asking placements best first.
 
     A placement's query returns its first `wanted` matches in rowid order (shortest titles
@@ -1020,7 +1113,6 @@ async def _best_placements(
     shares the last word's column and kind, with the other words anywhere: when the group's
     matches are few, one scan returns them all and settles every placement in it.
     """
-    sqlite = _is_sqlite(db)
     placements = list(itertools.islice(_placements(words, at.index), MAX_PLACEMENTS))
     done: set[int] = set()
     open_groups: set[tuple[str, _Kind]] = set()
@@ -1036,7 +1128,7 @@ async def _best_placements(
             else:
                 last = _Placement(0, ((last_column, last_kind),)).tsquery(at.index)
                 match = " & ".join([_tsquery_anywhere(words[:-1], at.index), last])
-            rows = await _fts_rows(db, at, match, GROUP_LIMIT)
+            rows = yield _fts_rows(at, match, GROUP_LIMIT, sqlite)
             for rowid, *columns in rows:
                 scores[rowid] = max(scores.get(rowid, 0), score(columns))
             if len(rows) < GROUP_LIMIT:
@@ -1046,7 +1138,7 @@ async def _best_placements(
         if i not in done:
             match = placement.fts() if sqlite else placement.tsquery(at.index)
             fewest = 0 if sqlite else placement.title_words(at.index)
-            for rowid, *columns in await _fts_rows(db, at, match, wanted, fewest):
+            for rowid, *columns in (yield _fts_rows(at, match, wanted, sqlite, fewest)):
                 found = max(placement.score, score(columns))
                 scores[rowid] = max(scores.get(rowid, 0), found)
             done.add(i)

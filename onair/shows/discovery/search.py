@@ -90,8 +90,13 @@ async def search_shows(
 
 
 async def _show_ids(db: AsyncSession, query: str, per_status: int) -> list[int]:
-    bands = await search.search_bands(
-        db, SHOWS, query, sorted(BANDS.values()), limit=per_status, fill=1
+    [ids] = await search.run_steps(db, [_show_id_steps(query, search.is_sqlite(db), per_status)])
+    return ids
+
+
+def _show_id_steps(query: str, sqlite: bool, per_status: int) -> search.Steps[list[int]]:
+    bands = yield from search.bands_steps(
+        SHOWS, query, sqlite, sorted(BANDS.values()), limit=per_status, fill=1
     )
     return [i for band in sorted(bands) for i in bands[band]]
 
@@ -110,7 +115,10 @@ def _in_status_order(ids: Sequence[int], found: Mapping[int, Show]) -> list[Show
 
 
 async def search_hosts(db: AsyncSession, query: str, *, limit: int = HOSTS_LIMIT) -> list[User]:
-    ids = await search.search_ids(db, HOSTS, query, limit=limit, fill=1)
+    return await _load_hosts(db, await search.search_ids(db, HOSTS, query, limit=limit, fill=1))
+
+
+async def _load_hosts(db: AsyncSession, ids: list[int]) -> list[User]:
     if not ids:
         return []
     found = {u.id: u for u in await db.scalars(select(User).where(User.id.in_(ids)))}
@@ -121,7 +129,15 @@ async def search_hashtags(
     db: AsyncSession, query: str, *, limit: int = HASHTAGS_LIMIT
 ) -> list[HashtagHit]:
     """Hashtags matching `query` that some show still carries, with how many shows do."""
-    ids = await search.search_ids(db, HASHTAGS, query.replace("#", " "), limit=limit * 2, fill=1)
+    ids = await search.search_ids(db, HASHTAGS, _tag_query(query), limit=limit * 2, fill=1)
+    return await _count_hashtags(db, ids, limit)
+
+
+def _tag_query(query: str) -> str:
+    return query.replace("#", " ")
+
+
+async def _count_hashtags(db: AsyncSession, ids: list[int], limit: int) -> list[HashtagHit]:
     if not ids:
         return []
     # Each tag with the number of shows still carrying it (none: no longer anyone's).
@@ -138,6 +154,10 @@ async def search_artists(
     db: AsyncSession, query: str, *, limit: int = ARTISTS_LIMIT
 ) -> list[Artist]:
     ids = await search.search_ids(db, search.ARTISTS, query, limit=limit, fill=1)
+    return await _load_artists(db, ids)
+
+
+async def _load_artists(db: AsyncSession, ids: list[int]) -> list[Artist]:
     if not ids:
         return []
     found = {a.id: a for a in await db.scalars(select(Artist).where(Artist.id.in_(ids)))}
@@ -217,13 +237,21 @@ async def discover(
     results = Results(query=query)
     if not search.tokens(query):
         return results
-    show_ids = await _show_ids(db, query, SHOWS_PER_STATUS)
-    results.hosts = await search_hosts(db, query)
-    results.hashtags = await search_hashtags(db, query)
-    results.artists = await search_artists(db, query, limit=PLAYED_ARTISTS)
-    track_ids = await search.search_ids(
-        db, search.TRACKS, query, limit=PLAYED_TRACKS, fill=TRACKS_LIMIT
+    # Every index searched in one go (on SQLite, one trip to the database's thread).
+    sqlite = search.is_sqlite(db)
+    show_ids, host_ids, tag_ids, artist_ids, track_ids = await search.run_steps(
+        db,
+        [
+            _show_id_steps(query, sqlite, SHOWS_PER_STATUS),
+            search.ids_steps(HOSTS, query, sqlite, HOSTS_LIMIT, fill=1),
+            search.ids_steps(HASHTAGS, _tag_query(query), sqlite, HASHTAGS_LIMIT * 2, fill=1),
+            search.ids_steps(search.ARTISTS, query, sqlite, PLAYED_ARTISTS, fill=1),
+            search.ids_steps(search.TRACKS, query, sqlite, PLAYED_TRACKS, fill=TRACKS_LIMIT),
+        ],
     )
+    results.hosts = await _load_hosts(db, host_ids)
+    results.hashtags = await _count_hashtags(db, tag_ids, HASHTAGS_LIMIT)
+    results.artists = await _load_artists(db, artist_ids)
     now_plays, recent_plays = await _plays(
         db,
         track_ids,
