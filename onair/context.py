@@ -61,6 +61,10 @@ class OnAir:
                 crossfade_s=self.settings.crossfade_s,
                 target_lufs=self.settings.target_lufs,
                 max_on_air=self.settings.max_on_air,
+                sample_every_s=self.settings.analytics_sample_s,
+                sample_heartbeat_s=self.settings.analytics_heartbeat_s,
+                recordings=self.settings.recordings_path,
+                recording_segment_s=self.settings.recording_segment_s,
             ),
         )
         s = self.settings

@@ -6,7 +6,7 @@ from onair.db.base import Base
 from onair.moderation.models import AuditEntry, CommunityRules, Report
 from onair.requests.models import SongRequest
 from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
-from onair.royalties.models import PlayLog
+from onair.royalties.models import ListenerSample, PlayLog
 from onair.shows.browse.models import PLAY_LOG_LISTENING, ShowGenreSeconds
 from onair.shows.discovery.models import PLAY_LOG_BY_TRACK, PLAY_LOG_ON_AIR
 from onair.shows.follows.models import CalendarFeed, Follow, Notification
@@ -28,6 +28,7 @@ __all__ = [
     "Follow",
     "Genre",
     "Licence",
+    "ListenerSample",
     "Notification",
     "PlayLog",
     "QueueItem",

@@ -43,10 +43,6 @@ class Stations:
         station = self._live.get(show_id)
         return station.media() if station else None
 
-    def _count_webrtc(self, show_id: int) -> int:
-        hub = self.webrtc.existing_hub(show_id)
-        return hub.listener_count if hub else 0
-
     async def start(self, show_id: int) -> LiveShow:
         async with self._lock:
             station = self._live.get(show_id)
@@ -56,7 +52,7 @@ class Stations:
                 show_id=show_id,
                 sessions=self._sessions,
                 rooms=self._rooms,
-                count_webrtc=self._count_webrtc,
+                webrtc_audience=self.webrtc.audience,
                 end_voice=self.webrtc.end_voice,
                 options=self._options,
             )

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,11 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onair.catalog.models import Track
 from onair.clock import Clock, SystemClock
 from onair.live.autodj import AutoDj, deck_track, genre_name, load_candidates
+from onair.media.audience import Audience
 from onair.media.encoder import shared_encoder
 from onair.media.feed import ProgramFeed, StationInfo
 from onair.media.webrtc import GoneReason, ShowMedia, VoiceLink
+from onair.replays.recorder import ShowRecorder, start_recording
 from onair.rooms.hub import RoomHub
+from onair.royalties import analytics
 from onair.royalties import service as play_log
+from onair.royalties.models import ListenerSample
 from onair.shows.browse import service as browse
 from onair.shows.models import QueueItem, QueueState, Show
 from onair.stage.service import Stage, user_of_voice
@@ -60,6 +65,13 @@ class _Play:
     genre_ids: tuple[int, ...] = ()
     credited: float = 0.0
     """Seconds of this play already credited to the show's genre time."""
+    listeners_at_start: int = 0
+    joins_at_start: int = 0
+    performances: int = 0
+    """Listeners at the start plus those who joined since (the transports' join counters)."""
+
+    def count(self, audience: Audience) -> None:
+        self.performances = self.listeners_at_start + audience.joins - self.joins_at_start
 
 
 @dataclass
@@ -67,6 +79,13 @@ class StationSettings:
     crossfade_s: float = 3.0
     target_lufs: float = -16.0
     max_on_air: int = 10
+    sample_every_s: float = 5.0
+    """Shortest gap between two stored listener samples (analytics)."""
+    sample_heartbeat_s: float = 60.0
+    """A sample is stored at least this often while live, changed or not."""
+    recordings: Path | None = None
+    """Where shows are recorded (replays); None records nothing."""
+    recording_segment_s: float = 300.0
 
 
 @dataclass
@@ -74,7 +93,7 @@ class LiveShow:
     show_id: int
     sessions: async_sessionmaker[AsyncSession]
     rooms: RoomHub
-    count_webrtc: Callable[[int], int]
+    webrtc_audience: Callable[[int], Audience]
     end_voice: Callable[[int, str], Awaitable[object]]
     """Ends a voice's line into this show (the stage took them off it)."""
     options: StationSettings = field(default_factory=StationSettings)
@@ -89,6 +108,8 @@ class LiveShow:
     _autodj: AutoDj = field(init=False)
     _listeners_saved: int = field(init=False, default=-1)
     _listeners_saved_at: float = field(init=False, default=-math.inf)
+    _sampler: analytics.AudienceSampler = field(init=False)
+    _recorder: ShowRecorder | None = field(init=False, default=None)
 
     async def start(self) -> None:
         async with self.sessions() as db:
@@ -103,7 +124,14 @@ class LiveShow:
                 genre=genre or "",
             )
         self._autodj = AutoDj(candidates)
+        self._sampler = analytics.AudienceSampler(
+            self.options.sample_every_s, self.options.sample_heartbeat_s
+        )
         self.feed = ProgramFeed(self.show_id, info)
+        if self.options.recordings is not None:
+            self._recorder = start_recording(
+                self.feed, self.options.recordings, self.options.recording_segment_s
+            )
         self.studio = Studio(
             crossfade_s=self.options.crossfade_s,
             target_lufs=self.options.target_lufs,
@@ -146,7 +174,11 @@ class LiveShow:
                 track, play, now - play.started, skipped=False, reason="show ended"
             )
         await self._save_listeners(0)
+        await self._save_sample(self._sampler.final(time.time(), self._reactions()))
         self.studio.close()
+        if self._recorder is not None:
+            self.feed.unsubscribe(self._recorder)
+            await asyncio.to_thread(self._recorder.close)
         self.feed.close()
         log.info("studio stopped show=%s", self.show_id)
 
@@ -168,8 +200,11 @@ class LiveShow:
             ]
         self.studio.deck.set_queue(tracks)
 
+    def audience(self) -> Audience:
+        return self.feed.audience() + self.webrtc_audience(self.show_id)
+
     def listeners(self) -> int:
-        return self.feed.listener_count + self.count_webrtc(self.show_id)
+        return self.audience().total
 
     def state(self) -> dict[str, Any]:
         deck = self.studio.deck
@@ -261,7 +296,8 @@ class LiveShow:
         self.feed.set_title(event.pts, heard_title(track))
         if track.queue_item_id is not None:
             self._started_items.add(track.queue_item_id)
-        listeners = self.listeners()
+        audience = self.audience()
+        listeners = audience.total
         async with self.sessions() as db:
             if track.queue_item_id is not None:
                 await db.execute(
@@ -287,7 +323,15 @@ class LiveShow:
                 auto_dj=event.auto_dj,
             )
             genre_ids = await browse.track_genre_ids(db, track.track_id)
-        self._plays[track] = _Play(play_id, heard_at, peak=listeners, genre_ids=genre_ids)
+        self._plays[track] = _Play(
+            play_id,
+            heard_at,
+            peak=listeners,
+            genre_ids=genre_ids,
+            listeners_at_start=listeners,
+            joins_at_start=audience.joins,
+            performances=listeners,
+        )
         self.rooms.publish(
             self.show_id,
             "now_playing",
@@ -304,6 +348,7 @@ class LiveShow:
         self, track: DeckTrack, play: _Play, seconds: float, *, skipped: bool, reason: str | None
     ) -> None:
         self._plays.pop(track, None)
+        play.count(self.audience())
         async with self.sessions() as db:
             await play_log.play_progress(
                 db,
@@ -311,6 +356,7 @@ class LiveShow:
                 seconds_played=seconds,
                 listener_seconds=play.listener_seconds,
                 peak_listeners=play.peak,
+                performances=play.performances,
                 ended_at=datetime.now(UTC),
                 skipped=skipped,
                 end_reason=reason or ("skipped" if skipped else "finished"),
@@ -335,11 +381,16 @@ class LiveShow:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            listeners = self.listeners()
+            audience = self.audience()
+            listeners = audience.total
             for play in self._plays.values():
                 play.listener_seconds += listeners * (now - last)
                 play.peak = max(play.peak, listeners)
+                play.count(audience)
             last = now
+            sample = self._sampler.due(time.time(), audience, self._reactions())
+            if sample is not None:
+                await self._save_sample(sample)
             if listeners != self._listeners_saved and (
                 now - self._listeners_saved_at >= LISTENERS_EVERY_S
             ):
@@ -358,6 +409,7 @@ class LiveShow:
                     seconds_played=wall - play.started,
                     listener_seconds=play.listener_seconds,
                     peak_listeners=play.peak,
+                    performances=play.performances,
                 )
                 await self._credit(db, play, wall - play.started)
 
@@ -366,6 +418,17 @@ class LiveShow:
         seconds = max(0.0, seconds)
         delta, play.credited = seconds - play.credited, seconds  # before the await: no double
         await browse.credit_play(db, self.show_id, play.genre_ids, delta)
+
+    def _reactions(self) -> int:
+        return self.rooms.room(self.show_id).reactions_total
+
+    async def _save_sample(self, sample: ListenerSample) -> None:
+        """Stores a listener sample for the host's analytics; a failure costs only the sample."""
+        try:
+            async with self.sessions() as db:
+                await analytics.save_sample(db, self.show_id, sample)
+        except Exception:
+            log.exception("could not save a listener sample show=%s", self.show_id)
 
     async def _save_listeners(self, listeners: int) -> None:
         """Puts the count on the show's row, where lists order live shows by it."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast, runtime_checkable
 
+from onair.media.audience import Audience
 from onair.studio.frames import SAMPLE_RATE, ProgramFrame
 
 __all__ = ["FeedLookup", "FrameSubscriber", "ProgramFeed", "StationInfo", "TitleChange"]
@@ -43,6 +44,12 @@ class _Closable(Protocol):
 class _CountsListeners(Protocol):
     @property
     def listener_count(self) -> int: ...
+
+
+@runtime_checkable
+class _CountsAudience(Protocol):
+    @property
+    def audience(self) -> Audience: ...
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,16 @@ class ProgramFeed:
         with self._lock:
             outputs = list(self._shared.values())
         return sum(o.listener_count for o in outputs if isinstance(o, _CountsListeners))
+
+    def audience(self) -> Audience:
+        """Listeners by kind across the outputs that tell (the analytics' samples)."""
+        with self._lock:
+            outputs = list(self._shared.values())
+        total = Audience()
+        for output in outputs:
+            if isinstance(output, _CountsAudience):
+                total += output.audience
+        return total
 
 
 FeedLookup = Callable[[int], ProgramFeed | None]

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from onair.errors import error_body
+from onair.media.audience import Audience, is_smart_speaker
 from onair.media.encoder import EncodedPacket, Encoder, shared_encoder
 from onair.media.feed import FeedLookup, ProgramFeed
 from onair.studio.frames import SAMPLE_RATE
@@ -98,6 +99,8 @@ class HlsPackager:
         self._closed = False
         self._last_fetch = time.monotonic()
         self._clients: dict[tuple[str, str], float] = {}
+        self.joins = 0
+        """Clients seen for the first time (or again after lapsing), for the play log."""
         self._next_sequence: int | None = None
         # Worker-thread side: the segment being gathered.
         self._packets: list[EncodedPacket] = []
@@ -111,6 +114,9 @@ class HlsPackager:
         now = time.monotonic()
         self._last_fetch = now
         if client is not None:
+            seen = self._clients.get(client)
+            if seen is None or seen < now - self._client_horizon:
+                self.joins += 1
             self._clients[client] = now
         with self._lock:
             if self._running or self._closed or not start:
@@ -160,12 +166,22 @@ class HlsPackager:
         return self._running
 
     @property
+    def _client_horizon(self) -> float:
+        return max(10.0, 3 * self.settings.segment_seconds)
+
+    @property
     def listener_count(self) -> int:
         """Distinct clients (address and user agent) that fetched in the last three segments."""
-        horizon = time.monotonic() - max(10.0, 3 * self.settings.segment_seconds)
+        horizon = time.monotonic() - self._client_horizon
         for key in [k for k, seen in self._clients.items() if seen < horizon]:
             del self._clients[key]
         return len(self._clients)
+
+    @property
+    def audience(self) -> Audience:
+        total = self.listener_count
+        speakers = sum(1 for _, agent in self._clients if is_smart_speaker(agent))
+        return Audience(hls=total - speakers, smart_speaker=speakers, joins=self.joins)
 
     def close(self) -> None:
         self._closed = True

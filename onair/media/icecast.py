@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onair.errors import error_body
+from onair.media.audience import Audience, is_smart_speaker
 from onair.media.encoder import EncodedPacket, Encoder, shared_encoder
 from onair.media.feed import FeedLookup, ProgramFeed
 from onair.media.hls import HlsSettings, hls_routes
@@ -314,16 +315,26 @@ class IcecastMount:
         self._gathered_samples = 0
         self.dropped = 0
         """Listeners dropped for falling behind (for tests and metrics)."""
+        self.joins = 0
+        """Listeners who have joined since the mount was made (for the play log)."""
+        self._speakers: set[_Listener] = set()
 
     @property
     def listener_count(self) -> int:
         return len(self._listeners)
 
     @property
+    def audience(self) -> Audience:
+        speakers = len(self._speakers)
+        return Audience(
+            stream=len(self._listeners) - speakers, smart_speaker=speakers, joins=self.joins
+        )
+
+    @property
     def content_type(self) -> str:
         return self.encoder.content_type
 
-    def join(self, listener: _Listener) -> None:
+    def join(self, listener: _Listener, user_agent: str = "") -> None:
         """Adds a listener (on the loop), starting the encoder for the first one."""
         if self._closed:
             raise RuntimeError(f"show {self.feed.show_id} has ended")
@@ -333,6 +344,9 @@ class IcecastMount:
             self.encoder.attach(self._on_packet)
             self._attached = True
         self._listeners = (*self._listeners, listener)
+        self.joins += 1
+        if is_smart_speaker(user_agent):
+            self._speakers.add(listener)
         for batch in self._burst:
             listener.deliver(batch)
 
@@ -340,6 +354,7 @@ class IcecastMount:
         if listener not in self._listeners:
             return
         self._listeners = tuple(x for x in self._listeners if x is not listener)
+        self._speakers.discard(listener)
         if not self._listeners and self._attached:
             # Nobody to burst to: stale audio would be a jump for the next listener.
             self._attached = False
@@ -545,11 +560,12 @@ class _StreamEndpoint:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
+        agent = dict(scope["headers"]).get(b"user-agent", b"").decode("latin-1")
         transport = _server_transport(send, receive) if self._settings.transport_handoff else None
         if transport is not None:
-            await self._over_transport(scope, receive, mount, metaint, transport)
+            await self._over_transport(scope, receive, mount, metaint, transport, agent)
         else:
-            await self._over_asgi(receive, send, mount, metaint)
+            await self._over_asgi(receive, send, mount, metaint, agent)
 
     async def _over_transport(
         self,
@@ -558,12 +574,13 @@ class _StreamEndpoint:
         mount: IcecastMount,
         metaint: int,
         transport: _Transport,
+        user_agent: str,
     ) -> None:
         _prepare_socket(transport, self._settings.send_buffer_bytes)
         transport.write(_response_head(mount, metaint, scope.get("http_version", "1.1")))
         listener = _TransportListener(mount, metaint, transport)
         try:
-            mount.join(listener)
+            mount.join(listener, user_agent)
         except RuntimeError:  # the show ended while we answered
             transport.close()
         try:
@@ -573,13 +590,13 @@ class _StreamEndpoint:
             mount.leave(listener)
 
     async def _over_asgi(
-        self, receive: Receive, send: Send, mount: IcecastMount, metaint: int
+        self, receive: Receive, send: Send, mount: IcecastMount, metaint: int, user_agent: str
     ) -> None:
         headers = _stream_headers(mount, metaint)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         listener = _AsgiListener(mount, metaint)
         try:
-            mount.join(listener)
+            mount.join(listener, user_agent)
         except RuntimeError:  # the show ended while we answered
             await send({"type": "http.response.body", "body": b""})
             return
@@ -722,10 +739,11 @@ class _StreamProtocol(asyncio.Protocol):
         if feed is None or feed.closed:
             self._refuse(404, "not_live", not_live_message(show_id))
             return
-        icy = any(
-            name.strip().lower() == b"icy-metadata" and value.strip() == b"1"
+        fields = {
+            name.strip().lower(): value.strip()
             for name, _, value in (line.partition(b":") for line in header_block.split(b"\r\n"))
-        )
+        }
+        icy = fields.get(b"icy-metadata") == b"1"
         metaint = self._settings.metaint if icy else 0
         try:
             mount = icecast_mount(feed, fmt, self._settings)
@@ -739,7 +757,7 @@ class _StreamProtocol(asyncio.Protocol):
             return
         listener = _TransportListener(mount, metaint, transport)
         try:
-            mount.join(listener)
+            mount.join(listener, fields.get(b"user-agent", b"").decode("latin-1"))
         except RuntimeError:
             transport.close()
             return

@@ -42,6 +42,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 
+from onair.media.audience import Audience
 from onair.media.rtp_fanout import REPORT_INTERVAL, FanoutUnavailable, RtpFanout, RtpRoute
 from onair.studio.frames import CHANNELS, SAMPLE_RATE, ProgramFrame, Samples
 
@@ -602,6 +603,7 @@ class WebRtcService:
         self.report_interval = report_interval
         self._hubs: dict[int, WebRtcHub] = {}
         self._lines: dict[tuple[int, str], VoiceLine] = {}
+        self._joins: dict[int, int] = {}
         self._tasks = _Tasks()
 
     def hub(self, show_id: int, program: OpusSource) -> WebRtcHub:
@@ -633,11 +635,19 @@ class WebRtcService:
     async def listen(self, show_id: int, media: ShowMedia, offer: str) -> Session:
         hub = self.hub(show_id, media.program)
         try:
-            return await hub.join(offer)
+            session = await hub.join(offer)
         except BaseException:
             if hub.listener_count == 0:
                 self._forget_hub(hub)
             raise
+        self._joins[show_id] = self._joins.get(show_id, 0) + 1
+        return session
+
+    def audience(self, show_id: int) -> Audience:
+        """The show's WebRTC listeners, and how many have joined since it went live here."""
+        hub = self._hubs.get(show_id)
+        listeners = hub.listener_count if hub is not None else 0
+        return Audience(webrtc=listeners, joins=self._joins.get(show_id, 0))
 
     async def stop_listening(self, show_id: int, session_id: str) -> bool:
         hub = self._hubs.get(show_id)

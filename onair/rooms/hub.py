@@ -139,6 +139,8 @@ class Room:
     """Monotonic time of each user's last chat message, for slow mode."""
     reactions: dict[str, int] = field(default_factory=dict)
     """Reactions since the last burst was published."""
+    reactions_total: int = 0
+    """Every reaction since the room opened (the host's analytics count them)."""
     chat_version: int = 0
     """Counts the public chat events, so a welcome's copy of the chat knows when it is stale."""
     chat_cache: tuple[int, dict[str, Any]] | None = None

@@ -20,6 +20,7 @@ class ReactionBursts:
 
     def add(self, room: Room, emoji: str) -> None:
         room.reactions[emoji] = room.reactions.get(emoji, 0) + 1
+        room.reactions_total += 1
         if room.show_id not in self._pending:
             loop = asyncio.get_running_loop()
             self._pending[room.show_id] = loop.call_later(BURST_S, self.flush, room)

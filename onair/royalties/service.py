@@ -28,6 +28,7 @@ async def play_started(
         started_at=started_at,
         listeners_at_start=listeners,
         peak_listeners=listeners,
+        performances=listeners,
         seconds_played=0.0,
         listener_seconds=0.0,
         auto_dj=auto_dj,
@@ -45,6 +46,7 @@ async def play_progress(
     seconds_played: float,
     listener_seconds: float,
     peak_listeners: int,
+    performances: int | None = None,
     ended_at: datetime | None = None,
     skipped: bool = False,
     end_reason: str | None = None,
@@ -55,6 +57,8 @@ async def play_progress(
     row.seconds_played = seconds_played
     row.listener_seconds = listener_seconds
     row.peak_listeners = max(row.peak_listeners, peak_listeners)
+    if performances is not None:
+        row.performances = max(row.performances, performances)
     if ended_at is not None:
         row.ended_at = ended_at
         row.skipped = skipped
