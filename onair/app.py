@@ -22,9 +22,14 @@ from onair.media.icecast import StreamFront, stream_routes
 from onair.media.whep import webrtc_router
 from onair.moderation.pages import router as moderation_pages
 from onair.moderation.router import router as moderation_router
+from onair.replays.router import files as replay_files
+from onair.replays.router import router as replays_router
+from onair.replays.service import Replays
 from onair.requests.router import router as requests_router
 from onair.rooms.router import router as rooms_router
 from onair.rooms.wire import RoomWire
+from onair.royalties.router import pages as analytics_pages
+from onair.royalties.router import router as royalties_router
 from onair.settings import Settings
 from onair.shows.browse.router import router as hashtags_router
 from onair.shows.discovery.pages import router as discovery_pages
@@ -88,11 +93,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine=engine,
         sessions=make_sessionmaker(engine),
     )
+    replays = Replays(onair.sessions, onair.clock, settings.recordings_path, settings.replays_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await onair.stations.resume()
+        await replays.resume()
         yield
+        await replays.aclose()
         await onair.notifications.aclose()
         await onair.notifier.aclose()
         await onair.stations.aclose()
@@ -105,6 +113,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     app.state.onair = onair
+    app.state.replays = replays
     install_error_handlers(app)
 
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
@@ -125,6 +134,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(moderation_pages)
     app.include_router(follows_router)
     app.include_router(follows_pages)
+    app.include_router(royalties_router)
+    app.include_router(analytics_pages)
+    app.include_router(replays_router)
+    app.include_router(replay_files)
     app.include_router(calendar_feeds)  # before the pages' /shows/{id}, which would take .ics
     app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_voice))
     app.mount("/listen", stream_routes(onair.stations.feed))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,7 +43,9 @@ catalog_cli = typer.Typer(
 )
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
+report_cli = typer.Typer(help="Reports for the operator.", no_args_is_help=True)
 cli.add_typer(catalog_cli, name="catalog")
+cli.add_typer(report_cli, name="report")
 
 console = Console(stderr=True)
 
@@ -246,6 +250,87 @@ def catalog_demo() -> None:
     settings = Settings()
     _migrate(settings)
     seed_demo(settings)
+
+
+class RoyaltyFormat(enum.StrEnum):
+    csv = "csv"
+    soundexchange = "soundexchange"
+
+
+@report_cli.command("royalties")
+def report_royalties(
+    first_day: Annotated[
+        str, typer.Option("--from", help="First day of the period, YYYY-MM-DD (UTC).")
+    ],
+    last_day: Annotated[str, typer.Option("--to", help="Last day of the period, included.")],
+    fmt: Annotated[
+        RoyaltyFormat,
+        typer.Option(
+            "--format",
+            help="csv, or soundexchange: the pipe-delimited report of use (NAME_OF_SERVICE|...).",
+        ),
+    ] = RoyaltyFormat.csv,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
+    ] = None,
+) -> None:
+    """The report of use: per sound recording, its actual total performances in the period.
+
+    A play counts in the period in which it started; skipped plays count.
+
+    The aggregate tuning hours (listener-hours, talk included) close the summary.
+    """
+    from datetime import UTC, datetime
+
+    from onair.royalties import report
+
+    try:
+        period = report.Period.of(first_day, last_day)
+    except report.PeriodError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    settings = Settings()
+    _migrate(settings)
+    partial = output.with_name(output.name + ".part") if output else None
+
+    async def work(db: AsyncSession) -> report.Totals:
+        total = await report.count_recordings(db, period)
+        with _progress() as progress:
+            task = progress.add_task("Counting performances", total=total)
+            with partial.open("w", encoding="utf-8", newline="") if partial else _stdout() as out:
+                return await report.write_report(
+                    db,
+                    period,
+                    fmt.value,
+                    out,
+                    service=settings.royalties_service_name,
+                    category=settings.royalties_transmission_category,
+                    now=datetime.now(UTC),
+                    on_row=lambda _r: progress.advance(task),
+                )
+
+    try:
+        totals = _with_db(settings, work)
+    except BaseException:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        raise
+    if partial is not None and output is not None:
+        partial.replace(output)
+    console.print(
+        f"[green]{totals.recordings} recordings[/green], {totals.plays} plays, "
+        f"{totals.performances} performances; aggregate tuning hours "
+        f"{totals.aggregate_tuning_hours:.3f} ({period.first_day} to {period.last_day}, UTC)"
+        + (f"; written to {output}" if output else "")
+    )
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[TextIO]:
+    """Standard output for a `with`, left open."""
+    yield sys.stdout
+    sys.stdout.flush()
 
 
 @cli.command()

@@ -93,6 +93,40 @@ class Settings(BaseSettings):
         description="How far back the search's recently played list looks in shows still live "
         "(ended shows' setlists count at any age).",
     )
+    analytics_sample_s: float = Field(
+        default=5.0,
+        ge=1,
+        le=600,
+        description="Shortest gap between two stored listener samples of a live show.",
+    )
+    analytics_heartbeat_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="A live show's listeners are stored at least this often, changed or not.",
+    )
+    royalties_service_name: str = Field(
+        default="OnAir",
+        min_length=1,
+        max_length=255,
+        description="NAME_OF_SERVICE in the SoundExchange report of use.",
+    )
+    royalties_transmission_category: str = Field(
+        default="A",
+        pattern=r"^[A-Z]$",
+        description="TRANSMISSION_CATEGORY in the SoundExchange report of use (one letter).",
+    )
+
+    recordings_dir: Path | None = Field(
+        default=None,
+        description="Where live shows are recorded (FLAC segments); empty: data_dir/recordings.",
+    )
+    recording_segment_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="Length of one recorded FLAC file: a crash loses at most the open one.",
+    )
 
     @property
     def blocked_word_list(self) -> list[str]:
@@ -111,3 +145,11 @@ class Settings(BaseSettings):
     @property
     def upload_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
+
+    @property
+    def replays_path(self) -> Path:
+        return self.data_dir / "replays"
