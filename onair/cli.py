@@ -321,9 +321,11 @@ def report_royalties(
     console.print(
         f"[green]{totals.recordings} recordings[/green], {totals.plays} plays, "
         f"{totals.performances} performances; aggregate tuning hours "
-        f"{totals.aggregate_tuning_hours:.3f} ({period.first_day} to {period.last_day}, UTC)"
-        + (f"; written to {output}" if output else "")
+        f"{totals.aggregate_tuning_hours:.3f} ({period.first_day} to {period.last_day}, UTC)",
+        soft_wrap=True,
     )
+    if output is not None:
+        console.print(f"written to {output}", soft_wrap=True, highlight=False)
 
 
 @contextlib.contextmanager

@@ -248,7 +248,8 @@ async def aggregate_tuning_hours(db: AsyncSession, period: Period, now: datetime
 
 
 def _clean(text: str) -> str:
-    return _UNSAFE.sub(" ", text).strip()
+    """A field of the pipe layout: no pipes, no line breaks or controls, single spaces."""
+    return " ".join(_UNSAFE.sub(" ", text).split())
 
 
 class _Writer:
