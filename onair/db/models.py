@@ -4,6 +4,7 @@ from onair.accounts.models import Session, User
 from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
 from onair.db.base import Base
 from onair.moderation.models import AuditEntry, CommunityRules, Report
+from onair.replays.models import Replay
 from onair.requests.models import SongRequest
 from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import ListenerSample, PlayLog
@@ -32,6 +33,7 @@ __all__ = [
     "Notification",
     "PlayLog",
     "QueueItem",
+    "Replay",
     "Report",
     "RoomSanction",
     "RoomSettings",
