@@ -192,8 +192,30 @@ def remove_db(path: Path) -> None:
 
 
 def cached(path: Path, params: dict[str, object]) -> bool:
+    """`path` was built with `params`; a database built before later migrations were written
+    is brought up to them (`follows_migrations`) rather than rebuilt."""
     meta = Path(f"{path}.json")
-    return path.exists() and meta.exists() and json.loads(meta.read_text()) == params
+    if not (path.exists() and meta.exists()):
+        return False
+    built = json.loads(meta.read_text())
+    if not follows_migrations(built, params):
+        return False
+    if built != params:
+        upgrade(url_of(path))
+        mark_built(path, params)
+    return True
+
+
+def follows_migrations(built: dict[str, object], params: dict[str, object]) -> bool:
+    """The database built with `built` has the schema of `params`, or will have once the
+    migrations written since are run: every other parameter is the same, and every migration
+    it was built with is unchanged (one edited in place means a rebuild)."""
+    others = {k: v for k, v in built.items() if k != "schema"}
+    wanted = {k: v for k, v in params.items() if k != "schema"}
+    had, has = built.get("schema"), params.get("schema")
+    if others != wanted or not isinstance(had, dict) or not isinstance(has, dict):
+        return False
+    return all(has.get(name) == digest for name, digest in had.items())
 
 
 def mark_built(path: Path, params: dict[str, object]) -> None:
@@ -394,12 +416,13 @@ async def rebuild(path: Path) -> None:
         await engine.dispose()
 
 
-def schema_fingerprint() -> str:
-    """A hash of the migrations, so a catalog built under an older schema is rebuilt."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "onair" / "db" / "migrations" / "versions").glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+def schema_fingerprint() -> dict[str, str]:
+    """Each migration's hash, so a catalog built under an older schema is rebuilt, or only
+    upgraded when the migrations it was built with are unchanged (`cached`)."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted((ROOT / "onair" / "db" / "migrations" / "versions").glob("*.py"))
+    }
 
 
 def build(args: argparse.Namespace) -> tuple[Path, Path | None]:

@@ -373,6 +373,7 @@ async def pg_mark(params: str) -> None:
 
     conn = await asyncpg.connect(pg_url(PG_DATABASE))
     try:
+        await conn.execute("DROP TABLE IF EXISTS bench_meta")
         await conn.execute("CREATE TABLE bench_meta (params text)")
         await conn.execute("INSERT INTO bench_meta VALUES ($1)", params)
         await conn.execute("ANALYZE")
@@ -381,21 +382,24 @@ async def pg_mark(params: str) -> None:
 
 
 def build_postgres(sqlite_path: Path, args: argparse.Namespace) -> str | None:
-    params = json.dumps(
-        {
-            "version": BUILD_VERSION,
-            "tracks": args.tracks,
-            "sqlite": sqlite_path.name,
-            "schema": catalog_bench.schema_fingerprint(),
-        }
-    )
+    wanted: dict[str, object] = {
+        "version": BUILD_VERSION,
+        "tracks": args.tracks,
+        "sqlite": sqlite_path.name,
+        "schema": catalog_bench.schema_fingerprint(),
+    }
+    params = json.dumps(wanted)
     try:
         state = asyncio.run(pg_build_state())
     except (OSError, TimeoutError) as exc:
         console.print(f"[yellow]no PostgreSQL at {PG_ADMIN} ({exc}); skipping it[/yellow]")
         return None
     url = sqlalchemy_url(pg_url(PG_DATABASE))
-    if args.rebuild or state != params:
+    built = json.loads(state) if state else {}
+    if not args.rebuild and state != params and catalog_bench.follows_migrations(built, wanted):
+        upgrade(url)  # only migrations written since it was built
+        asyncio.run(pg_mark(params))
+    elif args.rebuild or state != params:
         started = time.perf_counter()
         asyncio.run(pg_recreate())
         upgrade(url)
