@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onair.accounts.models import User
 from onair.catalog.models import Track, TrackArtist
 from onair.media.audience import KINDS, Audience
 from onair.rooms.models import ChatMessage
 from onair.royalties.models import ListenerSample, PlayLog
 from onair.shows.models import Show, ShowStatus
+from onair.stage import crew
 
 KIND_LABELS = {
     "webrtc": "Browser (WebRTC)",
@@ -85,6 +87,15 @@ async def save_sample(db: AsyncSession, show_id: int, sample: ListenerSample) ->
 
 
 # --- reading, for the host
+
+
+async def may_see(db: AsyncSession, show: Show, user: User | None) -> bool:
+    """The host, the co-hosts who accepted, and admins (moderators do not need the numbers)."""
+    if user is None:
+        return False
+    if show.host_id == user.id or user.is_admin:
+        return True
+    return user.id in await crew.accepted_ids(db, show.id)
 
 
 @dataclass(frozen=True)

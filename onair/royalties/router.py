@@ -19,8 +19,6 @@ from onair.moderation.router import Admin
 from onair.royalties import analytics, report
 from onair.royalties.plot import listeners_plot
 from onair.shows import service as shows
-from onair.shows.models import Show
-from onair.stage import crew
 from onair.types import PathId
 from onair.web.rendering import login_url, render
 from onair.web.router import Viewer
@@ -32,18 +30,9 @@ pages = APIRouter(include_in_schema=False)
 # --- who may see a show's analytics
 
 
-async def may_see_analytics(db: AsyncSession, show: Show, user: User | None) -> bool:
-    """The host, the co-hosts who accepted, and admins (moderators do not need the numbers)."""
-    if user is None:
-        return False
-    if show.host_id == user.id or user.is_admin:
-        return True
-    return user.id in await crew.accepted_ids(db, show.id)
-
-
 async def _analytics_of(db: AsyncSession, ctx: Ctx, show_id: int, user: User) -> Any:
     show = await shows.get_show(db, show_id)
-    if not await may_see_analytics(db, show, user):
+    if not await analytics.may_see(db, show, user):
         raise forbidden("only the show's host and co-hosts see its analytics")
     return show, await analytics.show_analytics(db, show, ctx.clock.now())
 

@@ -17,6 +17,7 @@ from onair.accounts.models import User
 from onair.accounts.service import user_by_username
 from onair.catalog import service as catalog
 from onair.context import Ctx, Db
+from onair.royalties import analytics
 from onair.shows import service as shows
 from onair.shows.follows.service import follow_view
 from onair.shows.router import ShowOut, now_playing, queue_out
@@ -152,7 +153,12 @@ async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db
     out = ShowOut.of(show, await now_playing(ctx, db, show))
     is_crew = viewer is not None and await crew.is_crew(db, show, viewer)
     follow = await follow_view(db, viewer, show.host_id)
-    context = {"show": out, "is_crew": is_crew, "follow": follow}
+    context = {
+        "show": out,
+        "is_crew": is_crew,
+        "follow": follow,
+        "sees_analytics": await analytics.may_see(db, show, viewer),
+    }
     return render(request, "show.html", context, viewer=viewer)
 
 
@@ -170,6 +176,7 @@ async def console_page(
         "queue": queue,
         "queue_json": queue.model_dump(mode="json"),
         "genres": await catalog.list_genres(db),
+        "sees_analytics": await analytics.may_see(db, show, viewer),
     }
     return render(request, "console.html", context, viewer=viewer)
 

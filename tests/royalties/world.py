@@ -64,18 +64,21 @@ class World:
     tracks: dict[str, int]
 
 
-async def build(db: AsyncSession) -> World:
+async def build(db: AsyncSession, host_id: int | None = None) -> World:
+    """The world; its shows are `host_id`'s (an account a test signed up) or a new user's."""
     clock = FakeClock()
-    host = User(
-        username="ada",
-        display_name="Ada",
-        email="ada@example.org",
-        password_hash="x",
-        role=Role.listener,
-        created_at=at("2026-01-01T00:00:00"),
-    )
-    db.add(host)
-    await db.flush()
+    host = await db.get(User, host_id) if host_id is not None else None
+    if host is None:
+        host = User(
+            username="ada",
+            display_name="Ada",
+            email="ada@example.org",
+            password_hash="x",
+            role=Role.listener,
+            created_at=at("2026-01-01T00:00:00"),
+        )
+        db.add(host)
+        await db.flush()
     items = [
         TrackInput(
             source="test",
@@ -168,8 +171,8 @@ async def build(db: AsyncSession) -> World:
     db.add_all(
         [
             sample("A", "2026-02-28T23:00:00", webrtc=1, hls=1, stream=1, smart_speaker=1),
-            sample("A", "2026-03-01T01:00:00", stream=2),
-            sample("A", "2026-03-01T02:00:00"),
+            sample("A", "2026-03-01T01:00:00", stream=2, reactions=5),
+            sample("A", "2026-03-01T02:00:00", reactions=2),
             sample("B", "2026-03-31T23:30:00", webrtc=6),
             sample("B", "2026-04-01T00:30:00"),
             sample("C", "2026-02-10T10:00:00", hls=2),
