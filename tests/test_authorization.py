@@ -410,6 +410,10 @@ ROWS = (
     Row("GET", "/api/v1/notifications/stream", SIGNED_IN, stream=True),
     Row("GET", "/api/v1/calendar", SIGNED_IN),
     Row("POST", "/api/v1/calendar/token", SIGNED_IN),
+    # royalties and analytics: the report of use for admins; a show's numbers for its host and
+    # accepted co-hosts, and admins (not moderators)
+    Row("GET", "/api/v1/admin/reports/royalties", ADMINS, query="?from=2026-03-01&to=2026-03-31"),
+    Row("GET", f"{SHOW}/analytics", "A F F F + + F + A"),
     # WebRTC: anyone listens, and whoever holds a listening session's id may end it; only the
     # host and co-hosts send their voice, each on their own line
     Row("POST", f"{SHOW}/whep", PUBLIC, _offer, live=True),
@@ -974,6 +978,7 @@ async def test_another_shows_things_are_not_found(worlds: Worlds, persona: str, 
 #   +  200;  L  303 to the log-in page;  F  403
 PAGES = (
     ("/shows/{show_id}/console", "L F F F + + + + L"),
+    ("/shows/{show_id}/analytics", "L F F F + + F + L"),
     ("/moderation", "L F F F F F + + L"),
     ("/moderation/audit", "L F F F F F F + L"),
     ("/notifications", "L + + + + + + + L"),
