@@ -17,6 +17,7 @@ from onair.accounts.models import User
 from onair.accounts.service import user_by_username
 from onair.catalog import service as catalog
 from onair.context import Ctx, Db
+from onair.replays import pages as replay_pages
 from onair.royalties import analytics
 from onair.shows import service as shows
 from onair.shows.follows.service import follow_view
@@ -103,6 +104,7 @@ async def host_page(request: Request, username: str, viewer: Viewer, ctx: Ctx, d
         "host": host,
         "sections": await _sections(db, ctx, host=host.username),
         "follow": await follow_view(db, viewer, host.id),
+        "podcast": await replay_pages.host_replays(db, host),
     }
     return render(request, "host.html", context, viewer=viewer)
 
@@ -157,6 +159,7 @@ async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db
         "show": out,
         "is_crew": is_crew,
         "follow": follow,
+        "replays": await replay_pages.show_replays(request, db, show, viewer),
         "sees_analytics": await analytics.may_see(db, show, viewer),
     }
     return render(request, "show.html", context, viewer=viewer)
