@@ -48,9 +48,11 @@ from onair.app import create_app
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
+from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.rooms.hub import CLOSE_REMOVED
 from onair.rooms.models import ChatMessage
 from onair.settings import Settings
+from onair.shows.models import Show, ShowStatus
 from tests.server import RunningServer, serve
 
 PASSWORD = "correct horse"
@@ -414,6 +416,13 @@ ROWS = (
     # accepted co-hosts, and admins (not moderators)
     Row("GET", "/api/v1/admin/reports/royalties", ADMINS, query="?from=2026-03-01&to=2026-03-31"),
     Row("GET", f"{SHOW}/analytics", "A F F F + + F + A"),
+    # replays: anyone lists and plays them; only the host publishes (show A is live: a 409 past
+    # the check) and sees what may be published; the host or a moderator unpublishes
+    Row("GET", f"{SHOW}/replays", PUBLIC),
+    Row("POST", f"{SHOW}/replays", "A F F F + F F F A", {"kind": "talk"}),
+    Row("GET", f"{SHOW}/replays/options", "A F F F + F F F A"),
+    Row("GET", "/api/v1/replays/{replay_id}", PUBLIC),
+    Row("DELETE", "/api/v1/replays/{replay_id}", HOST),
     # WebRTC: anyone listens, and whoever holds a listening session's id may end it; only the
     # host and co-hosts send their voice, each on their own line
     Row("POST", f"{SHOW}/whep", PUBLIC, _offer, live=True),
@@ -443,6 +452,7 @@ DEFAULT_PARAMS: Mapping[str, Ref | Each | str] = {
     "message_id": Ref("message"),
     "sanction_id": Ref("sanction"),
     "request_id": Ref("request"),
+    "replay_id": Each("replay"),
 }
 
 # Cases where the app does not do as designed: (row id, persona) → what is wrong. Each is
@@ -635,6 +645,33 @@ async def _seed(root: Path) -> Seed:
             db.add(message)
             await db.flush()
             ids[f"socket_message_{p}"] = message.id
+        # For each persona a past show of the host's with a published replay: anyone finds
+        # it, the host and moderators take it down.
+        for p in PERSONAS:
+            past = Show(
+                host_id=ids["host"],
+                title=f"Past show {p}",
+                status=ShowStatus.ended,
+                started_at=clock.now(),
+                ended_at=clock.now(),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+            db.add(past)
+            await db.flush()
+            replay = Replay(
+                show_id=past.id,
+                kind=ReplayKind.talk,
+                state=ReplayState.ready,
+                bytes=0,
+                duration_s=0.0,
+                chapters="[]",
+                created_at=clock.now(),
+                ready_at=clock.now(),
+            )
+            db.add(replay)
+            await db.flush()
+            ids[f"replay_{p}"] = replay.id
         # Barred directly, so the sessions stay: a leftover cookie must not sign them in.
         for name in ("banned", "exile"):
             barred = await db.get(User, ids[name])
