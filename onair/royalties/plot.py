@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from onair.royalties.analytics import Point
 
 WIDTH, HEIGHT = 400, 236
-LEFT, RIGHT, TOP, BOTTOM = 40, 14, 14, 46
+LEFT, RIGHT, TOP, BOTTOM = 40, 28, 28, 44
 AREA_W, AREA_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 _TIME_STEPS = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_TICKS = 5
@@ -117,8 +117,7 @@ def listeners_plot(points: Sequence[Point], end: datetime | None) -> Plot | None
         f'<polyline class="plot-line" points="{line}"/>'
         f'<text class="plot-label" x="{LEFT + AREA_W / 2}" y="{HEIGHT - 6}" '
         f'text-anchor="middle">Time (UTC)</text>'
-        f'<text class="plot-label" x="12" y="{TOP + AREA_H / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {TOP + AREA_H / 2})">Listeners</text>'
+        f'<text class="plot-label" x="4" y="14">Listeners</text>'
         "</svg>"
     )
     return Plot(svg=Markup(svg), vertices=vertices)
