@@ -1,0 +1,113 @@
+"""Publishing from the host's side, through the API: what is refused and why, a replay that
+fails (a show of nothing but music has no talk) and is published again once it can work."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
+
+from onair.catalog.service import CatalogWriter, TrackInput
+from onair.clock import FakeClock
+from onair.royalties.models import PlayLog
+from tests.conftest import sign_up
+
+pytestmark = pytest.mark.media
+
+
+async def _show(client: httpx.AsyncClient, title: str = "Morning Talk") -> int:
+    r = await client.post("/api/v1/shows", json={"title": title})
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def test_a_replay_needs_an_ended_recorded_show_and_a_kind(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "host")
+    show = await _show(client)
+    path = f"/api/v1/shows/{show}/replays"
+    r = await client.post(path, json={"kind": "talk"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "show_not_ended"
+    for body in ({"kind": "everything"}, {}, {"kind": None}):
+        r = await client.post(path, json=body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid", body
+    # Ended without ever going on air: nothing was recorded.
+    assert (await client.post(f"/api/v1/shows/{show}/end")).status_code == 200
+    r = await client.post(path, json={"kind": "talk"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_recorded"
+    options = (await client.get(f"{path}/options")).json()
+    assert options == {
+        "recorded_s": 0.0,
+        "talk_allowed": False,
+        "full_allowed": False,
+        "full_blocked_by": [],
+    }
+    page = (await client.get(f"/shows/{show}")).text
+    assert "This show was not recorded" in page
+    assert (await client.get("/api/v1/shows/999999/replays")).status_code == 404
+    assert (await client.get("/api/v1/replays/999999")).status_code == 404
+    assert (await client.get("/replays/999999.mp3")).status_code == 404
+    assert (await client.get("/hosts/999999/podcast.xml")).status_code == 404
+
+
+async def test_a_failed_replay_says_why_and_can_be_published_again(
+    app: FastAPI, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    await sign_up(client, "host")
+    show = await _show(client)
+    assert (await client.post(f"/api/v1/shows/{show}/live")).status_code == 200
+    await asyncio.sleep(1.0)  # the studio runs on the test's loop: a second of program
+    assert (await client.post(f"/api/v1/shows/{show}/end")).status_code == 200
+    async with app.state.onair.sessions() as db:
+        (track,) = await CatalogWriter(db, clock).write(
+            [TrackInput(source="test", source_key="t:1", title="Wall", artists=("Band",))]
+        )
+        # The whole show was one song (written by hand: the studio had no file to play). The
+        # studio's program runs on real time, not the test's clock.
+        now = datetime.now(UTC)
+        db.add(
+            PlayLog(
+                show_id=show,
+                track_id=track.id,
+                started_at=now - timedelta(minutes=5),
+                ended_at=now + timedelta(minutes=5),
+                seconds_played=600.0,
+            )
+        )
+        await db.commit()
+    path = f"/api/v1/shows/{show}/replays"
+    options = (await client.get(f"{path}/options")).json()
+    assert 0.5 < options["recorded_s"] < 3.0
+    assert options["full_blocked_by"] == [{"id": track.id, "title": "Wall", "artists": ["Band"]}]
+    r = await client.post(path, json={"kind": "talk"})
+    assert r.status_code == 202, r.text
+    replay_id = r.json()["id"]
+    await app.state.replays.wait(replay_id)
+    failed = (await client.get(f"/api/v1/replays/{replay_id}")).json()
+    assert failed["state"] == "failed" and "empty" in failed["error"]
+    assert failed["audio_url"] is None
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver"
+    ) as anonymous:
+        assert (await anonymous.get(path)).json() == []
+        assert (await anonymous.get(f"/api/v1/replays/{replay_id}")).status_code == 404
+    page = (await client.get(f"/shows/{show}")).text
+    assert "This replay failed" in page and "Publish talk replay" in page
+
+    async with app.state.onair.sessions() as db:
+        await db.execute(delete(PlayLog).where(PlayLog.show_id == show))
+        await db.commit()
+    r = await client.post(path, json={"kind": "talk"})
+    assert r.status_code == 202, r.text
+    await app.state.replays.wait(r.json()["id"])
+    ready = (await client.get(f"/api/v1/replays/{r.json()['id']}")).json()
+    assert ready["state"] == "ready" and ready["duration_s"] == pytest.approx(
+        options["recorded_s"], abs=0.05
+    )
+    listed = (await client.get(path)).json()
+    assert [x["id"] for x in listed] == [ready["id"]], "the failed try was replaced"
+    audio = await client.get(ready["audio_url"])
+    assert audio.status_code == 200 and len(audio.content) == ready["bytes"]
