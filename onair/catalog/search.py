@@ -292,7 +292,7 @@ def is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
 
 
-def _in_list(prefix: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
+def in_list(prefix: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
     names = [f"{prefix}{i}" for i in range(len(values))]
     return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
 
@@ -350,7 +350,7 @@ async def _add_terms(
         if not known:
             new.extend(chunk)
             continue
-        placeholders, params = _in_list("t", chunk)
+        placeholders, params = in_list("t", chunk)
         sql = f"SELECT term, columns FROM {index.terms} WHERE term IN ({placeholders})"
         found: dict[str, int] = {t: c for t, c in await db.execute(text(sql), params)}
         for term in chunk:
@@ -398,7 +398,7 @@ async def remove_documents(db: AsyncSession, index: SearchIndex, doc_ids: Iterab
         return
     rowids = [r for i in ids for r in index.rowids(i)]
     for chunk in _chunks(rowids):
-        placeholders, params = _in_list("r", chunk)
+        placeholders, params = in_list("r", chunk)
         await db.execute(text(f"DELETE FROM {index.table} WHERE rowid IN ({placeholders})"), params)
 
 
@@ -1051,7 +1051,7 @@ def _neighbours(index: SearchIndex, word: str) -> Steps[tuple[tuple[str, ...], i
     """The indexed words within one edit of `word` (other than `word` itself) and the columns
     they have been seen in."""
     variants = sorted({word} | deletion_variants(word))
-    placeholders, params = _in_list("v", variants)
+    placeholders, params = in_list("v", variants)
     sql = (
         f"SELECT DISTINCT t.term, t.columns FROM {index.variants} v"
         f" JOIN {index.terms} t ON t.term = v.term WHERE v.variant IN ({placeholders})"

@@ -15,25 +15,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    TextualSelect,
-    bindparam,
-    column,
-    select,
-    text,
-)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onair.catalog.models import TrackArtist
-from onair.db.base import UTCDateTime
-from onair.royalties.models import PlayLog
-from onair.shows.models import Show, ShowStatus
+from onair.catalog.search import Statement, Steps, in_list, is_sqlite, run_steps
+from onair.shows.models import ShowStatus
 
 # How many tracks or artists one lookup may be asked about; a search passes its best ones.
 MAX_KEYS = 500
@@ -55,19 +42,48 @@ class Play:
     live: bool
 
 
+# The lookups are steps (`onair.catalog.search.run_steps`), so the search box runs them with
+# its index searches in one trip to SQLite's thread. Their statements are plain SQL, so
+# timestamps are bound and read as each database keeps them (`_bound`, `_stamp`).
+
+
+def _bound(moment: datetime, sqlite: bool) -> object:
+    """`moment` as the play log stores it: SQLAlchemy's text on SQLite, a timestamp elsewhere."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else moment
+
+
+def _stamp(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _keys(
+    column: str, values: Sequence[int], sqlite: bool, prefix: str
+) -> tuple[str, dict[str, object]]:
+    """`column IN (...)` on SQLite, `column = ANY(array)` on PostgreSQL (one plan for any size)."""
+    if sqlite:
+        placeholders, params = in_list(prefix, values)
+        return f"{column} IN ({placeholders})", params
+    return f"{column} = ANY(CAST(:{prefix} AS integer[]))", {prefix: list(values)}
+
+
 def _matching(
-    track_ids: Sequence[int], artist_ids: Sequence[int]
-) -> list[tuple[Select[Any], ColumnElement[bool]]]:
-    """One (FROM, condition) per kind of key: plays of the tracks, plays of the artists'
-    tracks. Asked apart, each seeks its index; as one OR with a subquery PostgreSQL walked
-    every play by time instead (150 ms at a million plays)."""
+    track_ids: Sequence[int], artist_ids: Sequence[int], sqlite: bool
+) -> list[tuple[str, str, dict[str, object]]]:
+    """One (FROM, condition, parameters) per kind of key: plays of the tracks, plays of the
+    artists' tracks. Asked apart, each seeks its index; as one OR with a subquery PostgreSQL
+    walked every play by time instead (150 ms at a million plays)."""
     tracks, artists = list(track_ids)[:MAX_KEYS], list(artist_ids)[:MAX_KEYS]
-    out: list[tuple[Select[Any], ColumnElement[bool]]] = []
+    out: list[tuple[str, str, dict[str, object]]] = []
     if tracks:
-        out.append((select(PlayLog), PlayLog.track_id.in_(tracks)))
+        out.append(("play_log p", *_keys("p.track_id", tracks, sqlite, "t")))
     if artists:
-        joined = select(PlayLog).join(TrackArtist, TrackArtist.track_id == PlayLog.track_id)
-        out.append((joined, TrackArtist.artist_id.in_(artists)))
+        joined = "play_log p JOIN track_artists ta ON ta.track_id = p.track_id"
+        out.append((joined, *_keys("ta.artist_id", artists, sqlite, "a")))
     return out
 
 
@@ -80,32 +96,43 @@ async def playing_now(
     limit: int = 50,
 ) -> list[Play]:
     """The live shows whose song on air at `now` is one of `track_ids` or by one of
-    `artist_ids`, the song that started most recently first; one play per show.
+    `artist_ids`, the song that started most recently first; one play per show."""
+    steps = playing_now_steps(is_sqlite(db), track_ids, artist_ids, now, limit)
+    [plays] = await run_steps(db, [steps])
+    return plays
 
-    The open rows are one per live show at most (two in a crossfade), so all that match are
-    read, from the on-air index, without an ORDER BY that would tempt a planner into walking
-    the log by time and without a join that (with an index on shows' status) tempted SQLite
-    into visiting every live show; then the shows they are in, once each."""
+
+def playing_now_steps(
+    sqlite: bool,
+    track_ids: Sequence[int],
+    artist_ids: Sequence[int],
+    now: datetime,
+    limit: int,
+) -> Steps[list[Play]]:
+    """`playing_now` as steps.
+
+    The open rows are one per live show at most (two in a crossfade): a song popular on air
+    has a thousand. Those that match are read from the on-air index, each show checked live
+    by its key, and only the latest few sorted out. On SQLite the plan is held to that: a
+    CROSS JOIN keeps shows (whose status index would tempt it into visiting every live show)
+    inside, and `+` keeps the log's time index from being walked for the ORDER BY."""
     if limit <= 0:
         return []
     rows: list[tuple[int, int, datetime]] = []
-    for base, matching in _matching(track_ids, artist_ids):
-        stmt = base.with_only_columns(PlayLog.show_id, PlayLog.track_id, PlayLog.started_at).where(
-            PlayLog.ended_at.is_(None), matching, PlayLog.started_at <= now
+    latest = "+p.started_at" if sqlite else "p.started_at"
+    for source, matching, params in _matching(track_ids, artist_ids, sqlite):
+        sql = (
+            f"SELECT p.show_id, p.track_id, p.started_at FROM {source} CROSS JOIN shows s"
+            f" WHERE p.ended_at IS NULL AND {matching} AND p.started_at <= :now"
+            f" AND s.id = p.show_id AND s.status = :live"
+            f" ORDER BY {latest} DESC LIMIT {2 * limit:d}"
         )
-        rows.extend((r[0], r[1], r[2]) for r in await db.execute(stmt))
-    if not rows:
-        return []
-    live = set(
-        await db.scalars(
-            select(Show.id).where(Show.id.in_({r[0] for r in rows}), Show.status == ShowStatus.live)
-        )
-    )
+        bound = {**params, "now": _bound(now, sqlite), "live": ShowStatus.live.value}
+        rows.extend((r[0], r[1], _stamp(r[2])) for r in (yield Statement(sql, bound)))
     rows.sort(key=lambda r: r[2], reverse=True)
     plays: dict[int, Play] = {}
     for show_id, track_id, started_at in rows:
-        if show_id in live:
-            plays.setdefault(show_id, Play(show_id, track_id, started_at, None, True))
+        plays.setdefault(show_id, Play(show_id, track_id, started_at, None, True))
     return list(plays.values())[:limit]
 
 
@@ -121,7 +148,24 @@ async def recently_played(
 ) -> list[Play]:
     """Shows that played one of the tracks (or the artists' tracks): within `within` before
     `now`, or at any time in an ended show (its setlist). Live shows first, then the latest
-    play first; one play (the latest) per show, none of `exclude_shows` (those playing it now).
+    play first; one play (the latest) per show, none of `exclude_shows` (those playing it now)."""
+    steps = recently_played_steps(
+        is_sqlite(db), track_ids, artist_ids, now, within, limit, exclude_shows
+    )
+    [plays] = await run_steps(db, [steps])
+    return plays
+
+
+def recently_played_steps(
+    sqlite: bool,
+    track_ids: Sequence[int],
+    artist_ids: Sequence[int],
+    now: datetime,
+    within: timedelta,
+    limit: int,
+    exclude_shows: Sequence[int] = (),
+) -> Steps[list[Play]]:
+    """`recently_played` as steps.
 
     A popular song has tens of thousands of plays, so each track's are read from its end of
     the index (track, start, show, end), its latest RECENT_PER_TRACK only: bounded work
@@ -129,25 +173,28 @@ async def recently_played(
     MAX_ARTIST_TRACKS songs."""
     if limit <= 0:
         return []
-    tracks = list(dict.fromkeys([*track_ids[:MAX_KEYS], *await _artist_tracks(db, artist_ids)]))
+    artist_tracks: list[int] = []
+    if artist_ids:
+        artists, params = _keys("artist_id", list(artist_ids)[:MAX_KEYS], sqlite, "a")
+        sql = f"SELECT track_id FROM track_artists WHERE {artists} LIMIT {MAX_ARTIST_TRACKS:d}"
+        artist_tracks = [r[0] for r in (yield Statement(sql, params))]
+    tracks = list(dict.fromkeys([*list(track_ids)[:MAX_KEYS], *artist_tracks]))
+    # Each play with its show's status, read by the show's key in the same statement.
     rows: list[tuple[int, int, datetime, datetime | None]] = []
-    if db.get_bind().dialect.name == "postgresql":
-        result = await db.execute(_LATEST_PLAYS_LATERAL, {"tracks": tracks, "now": now})
-        rows.extend((r[0], r[1], r[2], r[3]) for r in result)
+    status: dict[int, ShowStatus] = {}
+    bound = _bound(now, sqlite)
+    if not sqlite:
+        statements = [Statement(_LATEST_PLAYS_LATERAL, {"tracks": tracks, "now": bound})]
     else:
+        statements = []
         for start in range(0, len(tracks), UNION_CHUNK):
             chunk = tracks[start : start + UNION_CHUNK]
-            params: dict[str, object] = {f"t{i}": t for i, t in enumerate(chunk)}
-            result = await db.execute(_latest_plays(len(chunk)), {**params, "now": now})
-            rows.extend((r[0], r[1], r[2], r[3]) for r in result)
-    if not rows:
-        return []
-    status: dict[int, ShowStatus] = {
-        show_id: s
-        for show_id, s in await db.execute(
-            select(Show.id, Show.status).where(Show.id.in_({r[0] for r in rows}))
-        )
-    }
+            params = {f"t{i}": t for i, t in enumerate(chunk)}
+            statements.append(Statement(_latest_plays(len(chunk)), {**params, "now": bound}))
+    for statement in statements:
+        for row in (yield statement):
+            rows.append(_play_row(row[:4]))
+            status[row[0]] = ShowStatus(row[4])
     since = now - within
     rows.sort(key=lambda r: r[2], reverse=True)
     skip = set(exclude_shows)
@@ -166,48 +213,34 @@ async def recently_played(
     return ordered[:limit]
 
 
-_PLAY_COLUMNS = (
-    column("show_id", Integer),
-    column("track_id", Integer),
-    column("started_at", UTCDateTime()),
-    column("ended_at", UTCDateTime()),
-)
+def _play_row(row: Sequence[object]) -> tuple[int, int, datetime, datetime | None]:
+    show_id, track_id, started_at, ended_at = row
+    assert isinstance(show_id, int) and isinstance(track_id, int)
+    return show_id, track_id, _stamp(started_at), None if ended_at is None else _stamp(ended_at)
+
 
 # PostgreSQL: one lateral seek per track, a plan of the same small size for any number.
 _LATEST_PLAYS_LATERAL = (
-    text(
-        "SELECT p.show_id, p.track_id, p.started_at, p.ended_at"
-        " FROM unnest(CAST(:tracks AS integer[])) AS t(id) CROSS JOIN LATERAL"
-        " (SELECT show_id, track_id, started_at, ended_at FROM play_log"
-        "  WHERE track_id = t.id AND started_at <= :now"
-        f"  ORDER BY started_at DESC LIMIT {RECENT_PER_TRACK}) AS p"
-    )
-    .bindparams(bindparam("now", type_=UTCDateTime()))
-    .columns(*_PLAY_COLUMNS)
+    "SELECT p.show_id, p.track_id, p.started_at, p.ended_at, s.status"
+    " FROM unnest(CAST(:tracks AS integer[])) AS t(id) CROSS JOIN LATERAL"
+    " (SELECT show_id, track_id, started_at, ended_at FROM play_log"
+    "  WHERE track_id = t.id AND started_at <= :now"
+    f"  ORDER BY started_at DESC LIMIT {RECENT_PER_TRACK}) AS p"
+    " JOIN shows s ON s.id = p.show_id"
 )
 
 
 @functools.cache
-def _latest_plays(tracks: int) -> TextualSelect:
+def _latest_plays(tracks: int) -> str:
     """SQLite (no LATERAL): each of `tracks` tracks' latest plays, one index seek per track
-    in one statement.
-    Written out (and kept per size) because building a union of a hundred selects costs
-    more than running it."""
+    in one statement; written out once per size."""
     one = (
         "SELECT * FROM (SELECT show_id, track_id, started_at, ended_at FROM play_log"
         " WHERE track_id = :t{i} AND started_at <= :now"
         f" ORDER BY started_at DESC LIMIT {RECENT_PER_TRACK}) AS p{{i}}"
     )
-    sql = " UNION ALL ".join(one.format(i=i) for i in range(tracks))
-    return text(sql).bindparams(bindparam("now", type_=UTCDateTime())).columns(*_PLAY_COLUMNS)
-
-
-async def _artist_tracks(db: AsyncSession, artist_ids: Sequence[int]) -> list[int]:
-    if not artist_ids:
-        return []
-    stmt = (
-        select(TrackArtist.track_id)
-        .where(TrackArtist.artist_id.in_(list(artist_ids)[:MAX_KEYS]))
-        .limit(MAX_ARTIST_TRACKS)
+    plays = " UNION ALL ".join(one.format(i=i) for i in range(tracks))
+    return (
+        "SELECT u.show_id, u.track_id, u.started_at, u.ended_at, s.status"
+        f" FROM ({plays}) AS u CROSS JOIN shows s WHERE s.id = u.show_id"
     )
-    return list(await db.scalars(stmt))

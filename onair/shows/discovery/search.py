@@ -193,16 +193,32 @@ async def _plays(
     playing_limit: int,
     recent_limit: int,
 ) -> tuple[list[Play], list[Play]]:
-    now_plays = await playing.playing_now(
-        db, track_ids=track_ids, artist_ids=artist_ids, now=now, limit=playing_limit
+    steps = _plays_steps(
+        search.is_sqlite(db), track_ids, artist_ids, now, within, playing_limit, recent_limit
     )
-    recent = await playing.recently_played(
-        db,
-        track_ids=track_ids,
-        artist_ids=artist_ids,
-        now=now,
-        within=within,
-        limit=recent_limit,
+    [plays] = await search.run_steps(db, [steps])
+    return plays
+
+
+def _plays_steps(
+    sqlite: bool,
+    track_ids: list[int],
+    artist_ids: list[int],
+    now: datetime,
+    within: timedelta,
+    playing_limit: int,
+    recent_limit: int,
+) -> search.Steps[tuple[list[Play], list[Play]]]:
+    now_plays = yield from playing.playing_now_steps(
+        sqlite, track_ids, artist_ids, now, playing_limit
+    )
+    recent = yield from playing.recently_played_steps(
+        sqlite,
+        track_ids,
+        artist_ids,
+        now,
+        within,
+        recent_limit,
         exclude_shows=[p.show_id for p in now_plays],
     )
     return now_plays, recent
