@@ -344,7 +344,8 @@ def test_range_requests_serve_parts_of_the_audio(run: dict[str, Any]) -> None:
 def test_pages_list_the_replays_and_link_the_feed(run: dict[str, Any]) -> None:
     show_page = run["show_page"].text
     assert f'src="{run["talk"]["audio_url"]}"' in show_page
-    assert "Tones &amp; Talk (talk)" in show_page
+    assert "Talk replay" in show_page and "Full show" in show_page
+    assert "Tones &amp; Talk (talk)" in show_page  # the chapters' and player's labels
     host_page = run["host_page"].text
     assert (
         f'<link rel="alternate" type="application/rss+xml" title="{run["host_name"]} on OnAir" '
