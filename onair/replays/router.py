@@ -199,7 +199,12 @@ async def _ready(db: Db, replay_id: int) -> tuple[Replay, Show]:
     return replay, show
 
 
-@files.get("/replays/{replay_id:int}.mp3", name="replay_audio")
+# Podcast apps and feed validators ask HEAD before they download, and web players fetch the
+# chapters (and the audio) from other sites: both are public once the replay is published.
+_PUBLIC = {"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"}
+
+
+@files.api_route("/replays/{replay_id:int}.mp3", methods=["GET", "HEAD"], name="replay_audio")
 async def replay_audio(replay_id: int, db: Db) -> FileResponse:
     replay, show = await _ready(db, replay_id)
     assert replay.audio_path is not None
@@ -208,21 +213,23 @@ async def replay_audio(replay_id: int, db: Db) -> FileResponse:
         media_type="audio/mpeg",
         filename=f"{episode_title(replay, show)}.mp3",
         content_disposition_type="inline",
-        headers={"Cache-Control": "public, max-age=3600"},
+        headers=_PUBLIC,
     )
 
 
-@files.get("/replays/{replay_id:int}/chapters.json", name="replay_chapters")
+@files.api_route(
+    "/replays/{replay_id:int}/chapters.json", methods=["GET", "HEAD"], name="replay_chapters"
+)
 async def replay_chapters(replay_id: int, db: Db) -> JSONResponse:
     replay, _ = await _ready(db, replay_id)
     return JSONResponse(
         {"version": "1.2.0", "chapters": service.chapters_of(replay)},
         media_type=CHAPTERS_TYPE,
-        headers={"Cache-Control": "public, max-age=3600"},
+        headers=_PUBLIC,
     )
 
 
-@files.get("/hosts/{host_id:int}/podcast.xml", name="podcast_feed")
+@files.api_route("/hosts/{host_id:int}/podcast.xml", methods=["GET", "HEAD"], name="podcast_feed")
 async def podcast_feed(host_id: int, request: Request, db: Db) -> Response:
     host = await db.get(User, host_id)
     if host is None or host.banned_at is not None:
@@ -232,5 +239,5 @@ async def podcast_feed(host_id: int, request: Request, db: Db) -> Response:
     return Response(
         xml,
         media_type="application/rss+xml; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
     )

@@ -167,6 +167,7 @@ async def _show(server: RunningServer, root: Path) -> dict[str, Any]:
         audio_url = out["full"]["audio_url"]
         out["range"] = await anonymous.get(audio_url, headers={"Range": "bytes=1000-1999"})
         out["range_tail"] = await anonymous.get(audio_url, headers={"Range": "bytes=-500"})
+        out["head"] = await anonymous.head(audio_url)
         out["show_page"] = await anonymous.get(f"/shows/{show_id}")
         out["host_page"] = await anonymous.get("/users/tonehost")
 
@@ -339,6 +340,11 @@ def test_range_requests_serve_parts_of_the_audio(run: dict[str, Any]) -> None:
     tail = run["range_tail"]
     assert tail.status_code == 206 and tail.content == whole[-500:]
     assert run["full_audio"].headers["accept-ranges"] == "bytes"
+    # A podcast app's HEAD: the length and type, no body.
+    head = run["head"]
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(whole)
+    assert head.headers["content-type"] == "audio/mpeg"
 
 
 def test_pages_list_the_replays_and_link_the_feed(run: dict[str, Any]) -> None:
