@@ -9,11 +9,17 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from onair.accounts.models import User
+from onair.catalog.models import Licence
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
+from onair.replays import service
+from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.royalties.models import PlayLog
+from onair.shows.models import Show, ShowStatus
 from tests.conftest import sign_up
 
 pytestmark = pytest.mark.media
@@ -111,3 +117,62 @@ async def test_a_failed_replay_says_why_and_can_be_published_again(
     assert [x["id"] for x in listed] == [ready["id"]], "the failed try was replaced"
     audio = await client.get(ready["audio_url"])
     assert audio.status_code == 200 and len(audio.content) == ready["bytes"]
+
+
+async def test_licences_and_feed_queries_on_each_database(db: AsyncSession) -> None:
+    """The queries behind the publish check and the feed, on SQLite and PostgreSQL."""
+    clock = FakeClock()
+    host = User(
+        username="h",
+        display_name="H",
+        email="h@example.org",
+        password_hash="x",
+        created_at=clock.now(),
+    )
+    db.add(host)
+    await db.flush()
+    show = Show(
+        host_id=host.id,
+        title="S",
+        status=ShowStatus.ended,
+        created_at=clock.now(),
+        updated_at=clock.now(),
+    )
+    db.add(show)
+    await db.flush()
+    free, tied, unknown = await CatalogWriter(db, clock).write(
+        [
+            TrackInput(source="t", source_key=f"t:{n}", title=n, artists=("A", "B"))
+            for n in ("Free", "Tied", "Unknown")
+        ]
+    )
+    licences = {licence.track_id: licence for licence in await db.scalars(select(Licence))}
+    licences[free.id].on_demand_allowed = True
+    licences[tied.id].on_demand_allowed = False
+    await db.delete(licences[unknown.id])  # no licence on file: not licensed on demand either
+    for track in (free, tied, tied, unknown):  # a song played twice is named once
+        db.add(PlayLog(show_id=show.id, track_id=track.id, started_at=clock.now()))
+    for kind, state in (
+        (ReplayKind.talk, ReplayState.ready),
+        (ReplayKind.full, ReplayState.failed),
+    ):
+        db.add(
+            Replay(
+                show_id=show.id,
+                kind=kind,
+                state=state,
+                bytes=1,
+                duration_s=1.0,
+                chapters="[]",
+                created_at=clock.now(),
+                ready_at=clock.now(),
+            )
+        )
+    await db.commit()
+    blocked = await service.blocking_tracks(db, show.id)
+    assert [(t.title, t.artists) for t in blocked] == [
+        ("Tied", ("A", "B")),
+        ("Unknown", ("A", "B")),
+    ]
+    episodes = await service.host_replays(db, host.id)
+    assert [(r.kind, s.id) for r, s in episodes] == [(ReplayKind.talk, show.id)]
