@@ -17,6 +17,8 @@ from onair.context import OnAir
 from onair.csrf import CrossSiteGuard
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
+from onair.licensing.geoblock import TerritoryGuard
+from onair.licensing.router import router as licensing_router
 from onair.live.router import router as studio_router
 from onair.media.icecast import StreamFront, stream_routes
 from onair.media.whep import webrtc_router
@@ -80,7 +82,8 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     rather than through the app's middleware stack, which would cost more than the stream.
     """
     app = create_app(settings, clock)
-    return StreamFront(app, app.state.onair.stations.feed)
+    onair: OnAir = app.state.onair
+    return TerritoryGuard(StreamFront(app, onair.stations.feed), onair)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.replays = replays
     install_error_handlers(app)
 
+    app.add_middleware(TerritoryGuard, onair=onair)  # 451 outside the territories
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
     app.add_middleware(CrossSiteGuard)
     app.add_middleware(HttpCycle)
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)
+    app.include_router(licensing_router)
     app.include_router(discovery_router)
     app.include_router(discovery_pages)
     app.include_router(hashtags_router)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from onair.clock import Clock
+from onair.licensing.service import Licensing
 from onair.live.registry import Stations
 from onair.live.station import StationSettings
 from onair.media.webrtc import WebRtcService
@@ -65,6 +66,7 @@ class OnAir:
                 sample_heartbeat_s=self.settings.analytics_heartbeat_s,
                 recordings=self.settings.recordings_path,
                 recording_segment_s=self.settings.recording_segment_s,
+                licensing=Licensing.of(self.settings, self.clock),
             ),
         )
         s = self.settings

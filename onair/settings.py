@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from onair.licensing.territories import parse_territories
 
 
 class Settings(BaseSettings):
@@ -34,7 +37,26 @@ class Settings(BaseSettings):
     )
     login_per_minute: int = 10
     max_upload_bytes: int = 5 * 1024 * 1024
-    default_territory: str = "US"
+    territories: str = Field(
+        default="US",
+        description="Comma-separated ISO 3166-1 alpha-2 codes the service runs in; the first is "
+        "the default for listeners whose territory is unknown.",
+    )
+    territory_header: str = Field(
+        default="",
+        description="A request header set by a trusted CDN with the listener's country "
+        "(e.g. CF-IPCountry); empty trusts no header.",
+    )
+    programming_rules: Literal["dmca", "strict", "none"] = Field(
+        default="dmca",
+        description="dmca: the US webcasting performance complement; strict: 2 per album and "
+        "3 per artist in 3 hours; none.",
+    )
+    programming_rules_mode: Literal["warn", "block"] = Field(
+        default="warn",
+        description="warn: the console marks a song that breaks a rule; block: the queue "
+        "refuses it.",
+    )
     crossfade_s: float = Field(default=3.0, ge=0, le=12, description="Default crossfade.")
     target_lufs: float = Field(
         default=-16.0, description="Loudness every song is played at (EBU R128)."
@@ -127,6 +149,16 @@ class Settings(BaseSettings):
         le=3600,
         description="Length of one recorded FLAC file: a crash loses at most the open one.",
     )
+
+    @field_validator("territories")
+    @classmethod
+    def _valid_territories(cls, value: str) -> str:
+        return ",".join(parse_territories(value))
+
+    @property
+    def territory_list(self) -> tuple[str, ...]:
+        """The service's territories, the default first."""
+        return tuple(self.territories.split(","))
 
     @property
     def blocked_word_list(self) -> list[str]:

@@ -29,6 +29,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    territory: Mapped[str | None] = mapped_column(
+        String(2), doc="Where the listener says they are (ISO 3166-1 alpha-2); see licensing."
+    )
 
     @property
     def is_moderator(self) -> bool:

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onair.catalog.models import Track
 from onair.clock import Clock, SystemClock
-from onair.live.autodj import AutoDj, deck_track, genre_name, load_candidates
+from onair.licensing.licences import next_change
+from onair.licensing.service import Licensing, track_problems
+from onair.live.autodj import AutoDj, Window, deck_track, genre_name, load_candidates
 from onair.media.audience import Audience
 from onair.media.encoder import shared_encoder
 from onair.media.feed import ProgramFeed, StationInfo
@@ -46,6 +48,8 @@ from onair.studio.studio import Studio
 log = logging.getLogger("onair.live")
 
 PROGRESS_EVERY_S = 10.0
+LICENCE_CHECK_S = 1.0
+"""How often the queue's next licence change is looked for (a comparison, no query)."""
 LISTENERS_EVERY_S = 5.0
 """The show's listener count is written when it changes, at most this often."""
 
@@ -84,6 +88,8 @@ class StationSettings:
     sample_heartbeat_s: float = 60.0
     """A sample is stored at least this often while live, changed or not."""
     recordings: Path | None = None
+    licensing: Licensing | None = None
+    """Licence checks (and their clock); None plays whatever is queued."""
     """Where shows are recorded (replays); None records nothing."""
     recording_segment_s: float = 300.0
 
@@ -108,6 +114,12 @@ class LiveShow:
     _autodj: AutoDj = field(init=False)
     _listeners_saved: int = field(init=False, default=-1)
     _listeners_saved_at: float = field(init=False, default=-math.inf)
+    _clean: bool = field(init=False, default=False)
+    _windows: dict[int, Window] = field(init=False, default_factory=dict)
+    """The auto-DJ candidates' licence windows."""
+    _explicit: set[int] = field(init=False, default_factory=set)
+    """Auto-DJ candidates with explicit lyrics (a show may be marked clean while live)."""
+    _next_licence_change: datetime | None = field(init=False, default=None)
     _sampler: analytics.AudienceSampler = field(init=False)
     _recorder: ShowRecorder | None = field(init=False, default=None)
 
@@ -116,14 +128,25 @@ class LiveShow:
             show = await db.get(Show, self.show_id)
             if show is None:
                 raise LookupError(f"show {self.show_id} not found")
-            candidates = await load_candidates(db, show.genre_id)
+            self._clean = show.clean
+            candidates = await load_candidates(
+                db,
+                show.genre_id,
+                licensing=self.options.licensing,
+                show=show,
+                windows=self._windows,
+            )
+            ids = [c.track_id for c in candidates]
+            self._explicit = set(
+                await db.scalars(select(Track.id).where(Track.id.in_(ids), Track.explicit))
+            )
             genre = await genre_name(db, show.genre_id)
             info = StationInfo(
                 name=show.title,
                 description=show.description or f"{show.title} on OnAir",
                 genre=genre or "",
             )
-        self._autodj = AutoDj(candidates)
+        self._autodj = AutoDj(candidates, allowed=self._autodj_allows)
         self._sampler = analytics.AudienceSampler(
             self.options.sample_every_s, self.options.sample_heartbeat_s
         )
@@ -157,6 +180,7 @@ class LiveShow:
             ),
             asyncio.create_task(self._bookkeeping(), name=f"bookkeeping-{self.show_id}"),
             asyncio.create_task(self._count_listeners(), name=f"listeners-{self.show_id}"),
+            asyncio.create_task(self._watch_licences(), name=f"licences-{self.show_id}"),
         ]
         log.info("studio started show=%s autodj_candidates=%d", self.show_id, len(candidates))
 
@@ -185,7 +209,10 @@ class LiveShow:
     # --- what the host does ------------------------------------------------------------
 
     async def sync_queue(self) -> None:
-        """Gives the deck the show's queue as stored, minus what it has already started."""
+        """Gives the deck the show's queue as stored, minus what it has already started and
+        what may no longer be played (a licence that lapsed, explicit songs in a clean show),
+        which is marked skipped with the reason and told to the crew."""
+        skipped: list[tuple[QueueItem, str]] = []
         async with self.sessions() as db:
             stmt = (
                 select(QueueItem)
@@ -193,12 +220,99 @@ class LiveShow:
                 .order_by(QueueItem.position)
             )
             items = (await db.scalars(stmt)).unique().all()
+            licensing = self.options.licensing
+            changes: list[datetime] = []
+            if licensing is not None:
+                show = await db.get(Show, self.show_id)
+                now = licensing.clock.now()
+                if show is not None:
+                    self._clean = show.clean
+                    for item in items:
+                        problems = track_problems(licensing, show, item.track, now)
+                        if problems and item.id not in self._started_items:
+                            item.state = QueueState.skipped
+                            item.skip_reason = problems[0].message[:255]
+                            skipped.append((item, problems[0].message))
+                        elif (change := next_change(item.track.licence, now)) is not None:
+                            changes.append(change)
+                    await db.commit()
+            self._next_licence_change = min(changes, default=None)
             tracks = [
                 deck_track(i.track, i.id)
                 for i in items
-                if i.id not in self._started_items and i.track.audio_path
+                if i.id not in self._started_items
+                and i.track.audio_path
+                and i.state is QueueState.queued
             ]
         self.studio.deck.set_queue(tracks)
+        for item, reason in skipped:
+            log.info(
+                "queued song skipped show=%s item=%s track=%s: %s",
+                self.show_id,
+                item.id,
+                item.track_id,
+                reason,
+            )
+            self.rooms.publish(
+                self.show_id,
+                "queue.skipped",
+                {"queue_item_id": item.id, "title": item.track.title, "reason": reason},
+                crew_only=True,
+            )
+
+    async def _stop_if_lapsed(self, track: DeckTrack) -> None:
+        """The last guard: a song whose licence lapsed in the instant between the queue's last
+        check and its start is cut at once (the queue's check normally removes it before)."""
+        licensing = self.options.licensing
+        if licensing is None or track.queue_item_id is None:
+            return
+        async with self.sessions() as db:
+            item = await db.get(QueueItem, track.queue_item_id)
+            show = await db.get(Show, self.show_id)
+            if item is None or show is None:
+                return
+            problems = track_problems(licensing, show, item.track, licensing.clock.now())
+            if not problems:
+                return
+            item.skip_reason = problems[0].message[:255]
+            await db.commit()
+        self.studio.deck.skip()
+        log.warning(
+            "song cut at its start show=%s item=%s: %s",
+            self.show_id,
+            track.queue_item_id,
+            problems[0].message,
+        )
+        self.rooms.publish(
+            self.show_id,
+            "queue.skipped",
+            {
+                "queue_item_id": track.queue_item_id,
+                "title": track.title,
+                "reason": problems[0].message,
+            },
+            crew_only=True,
+        )
+
+    def _autodj_allows(self, track: DeckTrack) -> bool:
+        licensing = self.options.licensing
+        if licensing is None:
+            return True
+        window = self._windows.get(track.track_id)
+        if window is None or not window.covers(licensing.clock.now()):
+            return False
+        return not (self._clean and track.track_id in self._explicit)
+
+    async def _watch_licences(self) -> None:
+        """Re-checks the queue when a queued song's licence starts or lapses."""
+        licensing = self.options.licensing
+        if licensing is None:
+            return
+        while True:
+            await asyncio.sleep(LICENCE_CHECK_S)
+            change = self._next_licence_change
+            if change is not None and licensing.clock.now() >= change:
+                await self.sync_queue()
 
     def audience(self) -> Audience:
         return self.feed.audience() + self.webrtc_audience(self.show_id)
@@ -296,6 +410,7 @@ class LiveShow:
         self.feed.set_title(event.pts, heard_title(track))
         if track.queue_item_id is not None:
             self._started_items.add(track.queue_item_id)
+            await self._stop_if_lapsed(track)
         audience = self.audience()
         listeners = audience.total
         async with self.sessions() as db:

@@ -19,6 +19,7 @@ from onair.accounts.deps import CurrentUser
 from onair.accounts.router import PublicUser
 from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db, OnAir
+from onair.licensing.service import Licensing
 from onair.requests import service
 from onair.requests.models import MAX_DEDICATION, RequestState, SongRequest
 from onair.rooms import sanctions
@@ -156,7 +157,9 @@ async def request_song(
 ) -> SongRequestOut:
     show = await shows.get_show(db, show_id)
     await sanctions.require_in_room(db, show, user, ctx.clock.now())
-    track = await service.requestable(db, show, user, body.track_id)
+    track = await service.requestable(
+        db, show, user, body.track_id, Licensing.of(ctx.settings, ctx.clock)
+    )
     ctx.limiters.song_request.check(f"user:{user.id}")
     request, created = await service.request_song(db, ctx.clock, show, user, track, body.dedication)
     await db.commit()
@@ -225,7 +228,9 @@ async def queue_requested(
 ) -> RequestsHandledOut:
     show = await shows.get_show(db, show_id)
     await crew.require_crew(db, show, user)
-    handled = await service.queue_requested(db, ctx.clock, show, user, track_id)
+    handled = await service.queue_requested(
+        db, ctx.clock, show, user, track_id, Licensing.of(ctx.settings, ctx.clock)
+    )
     await db.commit()
     await ctx.stations.queue_changed(show.id)
     log.info(

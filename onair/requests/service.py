@@ -18,6 +18,7 @@ from onair.catalog.models import Track
 from onair.catalog.service import tracks_by_ids
 from onair.clock import Clock
 from onair.errors import ApiError, not_found
+from onair.licensing.service import Licensing
 from onair.requests.models import RequestState, SongRequest
 from onair.shows import service as shows
 from onair.shows.models import QueueItem, QueueState, Show, ShowStatus
@@ -52,11 +53,13 @@ def _open(show: Show) -> list[ColumnElement[bool]]:
     return [SongRequest.show_id == show.id, SongRequest.state == RequestState.open]
 
 
-async def requestable(db: AsyncSession, show: Show, user: User, track_id: int) -> Track:
+async def requestable(
+    db: AsyncSession, show: Show, user: User, track_id: int, licensing: Licensing
+) -> Track:
     """The song if `user` may request it on `show`; the crew queues songs instead."""
     if await crew.is_crew(db, show, user):
         raise ApiError(409, "is_crew", "you run this show: add the song to the queue instead")
-    return await shows.check_queueable(db, show, track_id)
+    return await shows.check_queueable(db, show, track_id, licensing)
 
 
 async def request_song(
@@ -161,12 +164,12 @@ async def board(db: AsyncSession, show: Show, limit: int = MAX_GROUPS) -> list[R
 
 
 async def queue_requested(
-    db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int
+    db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int, licensing: Licensing
 ) -> list[Handled]:
     """Puts the song on the queue once, as the console's own add does, and marks every open
     request for it queued. Returns the requests it answered."""
     handled = await _claim(db, clock, show, user, track_id, RequestState.queued)
-    await shows.add_to_queue(db, clock, show, user, track_id, None)
+    await shows.add_to_queue(db, clock, show, user, track_id, None, licensing)
     return handled
 
 

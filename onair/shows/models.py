@@ -3,7 +3,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from onair.accounts.models import User
@@ -61,6 +71,9 @@ class Show(Base):
     played_seconds: Mapped[float] = mapped_column(
         Float, default=0.0, server_default="0", doc="Music played so far, all genres."
     )
+    clean: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0", doc="No explicit songs (licensing)."
+    )
 
     host: Mapped[User] = relationship(lazy="joined")
     genre: Mapped[Genre | None] = relationship(lazy="joined")
@@ -89,5 +102,8 @@ class QueueItem(Base):
     )
     added_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    skip_reason: Mapped[str | None] = mapped_column(
+        String(255), doc="Why a queued song was skipped unplayed (a licence that lapsed)."
+    )
 
     track: Mapped[Track] = relationship(lazy="joined")

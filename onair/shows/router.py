@@ -17,6 +17,8 @@ from onair.catalog.models import Track
 from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db, OnAir
 from onair.errors import ApiError, not_found
+from onair.licensing.router import ProblemOut
+from onair.licensing.service import Check, Licensing, check_queue
 from onair.shows import service
 from onair.shows.browse.schemas import GenreMatchOut
 from onair.shows.browse.service import genre_match
@@ -38,6 +40,7 @@ class ShowCreate(BaseModel):
     scheduled_start: datetime | None = Field(
         default=None, description="When the show is planned to start (ISO 8601 with zone)."
     )
+    clean: bool = Field(default=False, description="No songs with explicit lyrics.")
 
 
 class ShowEdit(BaseModel):
@@ -48,6 +51,7 @@ class ShowEdit(BaseModel):
     scheduled_start: datetime | None = Field(
         default=None, description="A new start time; an explicit null clears it."
     )
+    clean: bool | None = Field(default=None, description="No songs with explicit lyrics.")
 
 
 class QueueItemOut(BaseModel):
@@ -55,11 +59,24 @@ class QueueItemOut(BaseModel):
     position: int
     state: str
     track: TrackOut
+    problems: list[ProblemOut] = Field(
+        default_factory=list,
+        description="Licence and programming-rule problems at the moment it would play "
+        "(the crew's view).",
+    )
+    plays_at: datetime | None = Field(
+        default=None, description="When it would be heard, projected (the crew's view)."
+    )
 
     @classmethod
-    def of(cls, item: QueueItem) -> QueueItemOut:
+    def of(cls, item: QueueItem, check: Check | None = None) -> QueueItemOut:
         return cls(
-            id=item.id, position=item.position, state=item.state, track=TrackOut.of(item.track)
+            id=item.id,
+            position=item.position,
+            state=item.state,
+            track=TrackOut.of(item.track),
+            problems=[ProblemOut.of(p) for p in check.problems] if check else [],
+            plays_at=check.at if check else None,
         )
 
 
@@ -101,6 +118,7 @@ class ShowOut(BaseModel):
     ended_at: datetime | None
     host: PublicUser
     cover_url: str | None
+    clean: bool = Field(default=False, description="No songs with explicit lyrics.")
     now_playing: NowPlayingOut | None = None
     listeners: int | None = Field(
         default=None, description="Listening now (live shows; updated every few seconds)."
@@ -126,6 +144,7 @@ class ShowOut(BaseModel):
             ended_at=show.ended_at,
             host=PublicUser.model_validate(show.host),
             cover_url=_cover_url(show),
+            clean=show.clean,
             now_playing=now_playing,
             listeners=show.listeners_now if show.status is ShowStatus.live else None,
             listeners_peak=show.listeners_peak if show.status is not ShowStatus.scheduled else None,
@@ -156,6 +175,7 @@ class QueueOut(BaseModel):
 
 def _fields(body: ShowCreate | ShowEdit) -> service.ShowFields:
     return service.ShowFields(
+        clean=body.clean,
         title=body.title,
         description=body.description,
         genre=body.genre,
@@ -236,6 +256,8 @@ async def edit_show(
     start = show.scheduled_start
     await service.edit_show(db, ctx.clock, show, _fields(body))
     await db.commit()
+    if body.clean is not None and show.status is ShowStatus.live:
+        await ctx.stations.queue_changed(show.id)  # a clean show drops its explicit songs
     if show.scheduled_start not in (None, start) and show.status is ShowStatus.scheduled:
         await ctx.notifier.show_scheduled(show)
     return ShowOut.of(show)
@@ -311,22 +333,34 @@ async def cover(show_id: PathId, db: Db) -> FileResponse:
     "playing now, "
     "because announcing songs in advance is not allowed on licensed webcasts.",
 )
-async def get_queue(show_id: PathId, user: MaybeUser, db: Db) -> QueueOut:
+async def get_queue(show_id: PathId, user: MaybeUser, ctx: Ctx, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
     items = await service.queue_items(db, show)
-    return queue_out(items, crew_view=user is not None and await crew.is_crew(db, show, user))
+    if user is not None and await crew.is_crew(db, show, user):
+        return await crew_queue(ctx, db, show)
+    return queue_out(items, crew_view=False)
 
 
-def queue_out(items: list[QueueItem], *, crew_view: bool) -> QueueOut:
+def queue_out(
+    items: list[QueueItem], *, crew_view: bool, checks: dict[int, Check] | None = None
+) -> QueueOut:
     """Only the crew sees the songs still to come."""
     playing = next((i for i in items if i.state == "playing"), None)
     upcoming = [i for i in items if i.state == "queued"]
     if not crew_view:
         upcoming = []
+    checks = checks or {}
     return QueueOut(
         now_playing=QueueItemOut.of(playing) if playing else None,
-        upcoming=[QueueItemOut.of(i) for i in upcoming],
+        upcoming=[QueueItemOut.of(i, checks.get(i.id)) for i in upcoming],
     )
+
+
+async def crew_queue(ctx: OnAir, db: AsyncSession, show: Show) -> QueueOut:
+    """The whole queue, each song with the problems it would meet when it plays."""
+    items = await service.queue_items(db, show)
+    checks = await check_queue(db, Licensing.of(ctx.settings, ctx.clock), show)
+    return queue_out(items, crew_view=True, checks=checks)
 
 
 @router.post("/{show_id}/queue", status_code=201, response_model=QueueOut, summary="Queue a song")
@@ -335,10 +369,11 @@ async def add_to_queue(
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
     await crew.require_crew(db, show, user)
-    await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position)
+    licensing = Licensing.of(ctx.settings, ctx.clock)
+    await service.add_to_queue(db, ctx.clock, show, user, body.track_id, body.position, licensing)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(await service.queue_items(db, show), crew_view=True)
+    return await crew_queue(ctx, db, show)
 
 
 @router.delete("/{show_id}/queue/{item_id}", response_model=QueueOut, summary="Unqueue a song")
@@ -350,7 +385,7 @@ async def remove_from_queue(
     await service.remove_from_queue(db, show, item_id)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(await service.queue_items(db, show), crew_view=True)
+    return await crew_queue(ctx, db, show)
 
 
 @router.put("/{show_id}/queue", response_model=QueueOut, summary="Reorder the queued songs")
@@ -359,7 +394,7 @@ async def reorder_queue(
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
     await crew.require_crew(db, show, user)
-    items = await service.reorder_queue(db, show, body.item_ids)
+    await service.reorder_queue(db, show, body.item_ids)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
-    return queue_out(items, crew_view=True)
+    return await crew_queue(ctx, db, show)

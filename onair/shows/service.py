@@ -16,6 +16,7 @@ from onair.catalog.models import Genre, Track
 from onair.catalog.text import slugify
 from onair.clock import Clock
 from onair.errors import ApiError, forbidden, not_found
+from onair.licensing.service import Licensing, check_insert, refuse, track_problems
 from onair.shows.browse import service as browse
 from onair.shows.discovery.index import index_show
 from onair.shows.models import QueueItem, QueueState, Show, ShowHashtag, ShowStatus
@@ -34,6 +35,7 @@ class ShowFields:
     hashtags: Sequence[str] | None = None
     scheduled_start: datetime | None = None
     clear_schedule: bool = False
+    clean: bool | None = None
 
 
 def normalise_hashtags(tags: Sequence[str]) -> list[str]:
@@ -85,6 +87,8 @@ async def _apply(db: AsyncSession, show: Show, fields: ShowFields, clock: Clock)
         show.scheduled_start = fields.scheduled_start
     elif fields.clear_schedule:
         show.scheduled_start = None
+    if fields.clean is not None:
+        show.clean = fields.clean
     show.updated_at = clock.now()
 
 
@@ -268,7 +272,9 @@ async def now_playing(db: AsyncSession, show: Show) -> QueueItem | None:
     return (await db.scalars(stmt)).unique().first()
 
 
-async def check_queueable(db: AsyncSession, show: Show, track_id: int) -> Track:
+async def check_queueable(
+    db: AsyncSession, show: Show, track_id: int, licensing: Licensing
+) -> Track:
     """The track `track_id` if it may go on the show's queue now, else the refusal.
 
     Song requests ask the same, so a rule added here (licences) holds for both.
@@ -279,13 +285,22 @@ async def check_queueable(db: AsyncSession, show: Show, track_id: int) -> Track:
         raise not_found("track")
     if not track.playable:
         raise ApiError(409, "not_playable", f"{track.title!r} has no audio file (metadata only)")
+    refuse(track_problems(licensing, show, track, licensing.clock.now()), track.title)
     return track
 
 
 async def add_to_queue(
-    db: AsyncSession, clock: Clock, show: Show, user: User, track_id: int, position: int | None
+    db: AsyncSession,
+    clock: Clock,
+    show: Show,
+    user: User,
+    track_id: int,
+    position: int | None,
+    licensing: Licensing,
 ) -> QueueItem:
-    track = await check_queueable(db, show, track_id)
+    track = await check_queueable(db, show, track_id, licensing)
+    if licensing.block:
+        refuse(await check_insert(db, licensing, show, track, position), track.title)
     items = await queue_items(db, show)
     if len(items) >= MAX_QUEUE:
         raise ApiError(409, "queue_full", f"the queue holds at most {MAX_QUEUE} songs")

@@ -1,0 +1,1 @@
+"""Licensing: territories, licence windows, programming rules and clean shows (issue 7)."""
