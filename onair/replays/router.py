@@ -178,14 +178,14 @@ async def get_replay(replay_id: PathId, user: MaybeUser, db: Db) -> ReplayOut:
     response_class=Response,
     summary="Unpublish a replay (host, or a moderator taking it down)",
     description="The replay leaves the show page and the podcast feed; the recording stays, so "
-    "the host may publish again.",
+    "the host may publish again. A moderator's takedown goes in the audit log.",
     responses=_REFUSALS,
 )
 async def unpublish(replay_id: PathId, user: CurrentUser, db: Db, replays: ReplaysDep) -> Response:
     replay, show = await service.get_replay(db, replay_id, user)
     if not service.may_manage(show, user):
         raise forbidden("only the show's host can unpublish its replays")
-    await replays.unpublish(db, replay)
+    await replays.unpublish(db, replay, show, user)
     return Response(status_code=204)
 
 

@@ -16,6 +16,7 @@ from onair.accounts.models import User
 from onair.catalog.models import Licence, Track
 from onair.clock import Clock
 from onair.errors import ApiError, error_body, forbidden, not_found
+from onair.moderation import audit
 from onair.replays import editing
 from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.replays.recorder import read_recording, recording_dir
@@ -203,8 +204,20 @@ class Replays:
         log.info("replay publishing show=%s kind=%s replay=%s", show.id, kind, replay.id)
         return replay
 
-    async def unpublish(self, db: AsyncSession, replay: Replay) -> None:
+    async def unpublish(self, db: AsyncSession, replay: Replay, show: Show, actor: User) -> None:
+        """Takes the replay down; a moderator doing it for the host goes in the audit log."""
         path = replay.audio_path
+        if actor.id != show.host_id:
+            await audit.record(
+                db,
+                self._clock,
+                actor_id=actor.id,
+                action="replay.unpublish",
+                target_user_id=show.host_id,
+                show_id=show.id,
+                replay_id=replay.id,
+                kind=str(replay.kind),
+            )
         await db.delete(replay)
         await db.commit()
         task = self._tasks.pop(replay.id, None)

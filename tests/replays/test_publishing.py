@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onair.accounts.models import User
+from onair.accounts.models import Role, User
 from onair.catalog.models import Licence
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
+from onair.moderation.models import AuditEntry
 from onair.replays import service
 from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.royalties.models import PlayLog
@@ -176,3 +177,65 @@ async def test_licences_and_feed_queries_on_each_database(db: AsyncSession) -> N
     ]
     episodes = await service.host_replays(db, host.id)
     assert [(r.kind, s.id) for r, s in episodes] == [(ReplayKind.talk, show.id)]
+
+
+async def _recorded_show(client: httpx.AsyncClient) -> int:
+    show = await _show(client)
+    assert (await client.post(f"/api/v1/shows/{show}/live")).status_code == 200
+    await asyncio.sleep(1.0)
+    assert (await client.post(f"/api/v1/shows/{show}/end")).status_code == 200
+    return show
+
+
+async def test_a_moderator_takes_a_replay_down_and_the_audit_log_says_so(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    host = await sign_up(client, "host")
+    show = await _recorded_show(client)
+    r = await client.post(f"/api/v1/shows/{show}/replays", json={"kind": "talk"})
+    await app.state.replays.wait(r.json()["id"])
+    replay = (await client.get(f"/api/v1/replays/{r.json()['id']}")).json()
+    assert replay["state"] == "ready"
+    transport = client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as mod:
+        moderator = await sign_up(mod, "mod")
+        async with app.state.onair.sessions() as db:
+            user = await db.get(User, moderator["id"])
+            assert user is not None
+            user.role = Role.moderator
+            await db.commit()
+        # A moderator may take it down, not publish in the host's name.
+        r = await mod.post(f"/api/v1/shows/{show}/replays", json={"kind": "full"})
+        assert r.status_code == 403
+        assert (await mod.delete(f"/api/v1/replays/{replay['id']}")).status_code == 204
+    async with app.state.onair.sessions() as db:
+        entries = list(await db.scalars(select(AuditEntry)))
+    assert [(e.action, e.actor_id, e.target_user_id, e.show_id) for e in entries] == [
+        ("replay.unpublish", moderator["id"], host["id"], show)
+    ]
+    assert entries[0].details == {"replay_id": replay["id"], "kind": "talk"}
+    assert not list((app.state.onair.settings.replays_path / f"show-{show}").glob("*.mp3"))
+
+
+async def test_an_encoding_a_stopped_node_left_behind_is_finished_on_start(
+    app: FastAPI, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    await sign_up(client, "host")
+    show = await _recorded_show(client)
+    async with app.state.onair.sessions() as db:
+        left = Replay(
+            show_id=show,
+            kind=ReplayKind.talk,
+            state=ReplayState.processing,
+            bytes=0,
+            duration_s=0.0,
+            chapters="[]",
+            created_at=clock.now(),
+        )
+        db.add(left)
+        await db.commit()
+        replay_id = left.id
+    await app.state.replays.resume()
+    await app.state.replays.wait(replay_id)
+    ready = (await client.get(f"/api/v1/replays/{replay_id}")).json()
+    assert ready["state"] == "ready" and ready["duration_s"] > 0.5
