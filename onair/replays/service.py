@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +72,20 @@ async def plays_with_licences(db: AsyncSession, show_id: int) -> list[tuple[Play
     return [(play, track) for play, track in (await db.execute(stmt)).all()]
 
 
-async def blocking_tracks(db: AsyncSession, show_id: int) -> list[BlockingTrack]:
-    """The songs played in the show whose licence does not allow on-demand use (a song with no
-    licence on file is not licensed for it either)."""
+async def blocking_tracks(db: AsyncSession, show_id: int, today: date) -> list[BlockingTrack]:
+    """The songs played in the show whose licence does not allow on-demand use today: none on
+    file, on-demand not granted, or outside the licence's dates."""
     stmt = (
         select(Track)
         .join(PlayLog, PlayLog.track_id == Track.id)
         .outerjoin(Licence, Licence.track_id == Track.id)
         .where(PlayLog.show_id == show_id)
-        .where((Licence.id.is_(None)) | (Licence.on_demand_allowed.is_(False)))
+        .where(
+            Licence.id.is_(None)
+            | Licence.on_demand_allowed.is_(False)
+            | (Licence.starts_on.is_not(None) & (Licence.starts_on > today))
+            | (Licence.ends_on.is_not(None) & (Licence.ends_on < today))
+        )
         .distinct()
         .order_by(Track.id)
     )
@@ -167,7 +173,7 @@ class Replays:
         segments = await asyncio.to_thread(read_recording, recording_dir(self.recordings, show.id))
         return PublishOptions(
             recorded_s=sum(s.duration_s for s in segments),
-            blocked_by=await blocking_tracks(db, show.id),
+            blocked_by=await blocking_tracks(db, show.id, self._clock.now().date()),
         )
 
     async def publish(self, db: AsyncSession, show: Show, user: User, kind: ReplayKind) -> Replay:
@@ -183,7 +189,7 @@ class Replays:
         if not segments:
             raise ApiError(409, "not_recorded", "this show has no recording to publish")
         if kind is ReplayKind.full:
-            blocked = await blocking_tracks(db, show.id)
+            blocked = await blocking_tracks(db, show.id, self._clock.now().date())
             if blocked:
                 raise NotLicensedOnDemand(blocked)
         if existing is not None:

@@ -141,17 +141,25 @@ async def test_licences_and_feed_queries_on_each_database(db: AsyncSession) -> N
     )
     db.add(show)
     await db.flush()
-    free, tied, unknown = await CatalogWriter(db, clock).write(
+    free, tied, unknown, lapsed, early = await CatalogWriter(db, clock).write(
         [
             TrackInput(source="t", source_key=f"t:{n}", title=n, artists=("A", "B"))
-            for n in ("Free", "Tied", "Unknown")
+            for n in ("Free", "Tied", "Unknown", "Lapsed", "Early")
         ]
     )
     licences = {licence.track_id: licence for licence in await db.scalars(select(Licence))}
     licences[free.id].on_demand_allowed = True
     licences[tied.id].on_demand_allowed = False
+    today = clock.now().date()
+    for track, starts, ends in (
+        (free, today - timedelta(days=1), today),  # the window's last day still counts
+        (lapsed, None, today - timedelta(days=1)),
+        (early, today + timedelta(days=1), None),
+    ):
+        licence = licences[track.id]
+        licence.on_demand_allowed, licence.starts_on, licence.ends_on = True, starts, ends
     await db.delete(licences[unknown.id])  # no licence on file: not licensed on demand either
-    for track in (free, tied, tied, unknown):  # a song played twice is named once
+    for track in (free, tied, tied, unknown, lapsed, early):  # one played twice, named once
         db.add(PlayLog(show_id=show.id, track_id=track.id, started_at=clock.now()))
     for kind, state in (
         (ReplayKind.talk, ReplayState.ready),
@@ -170,11 +178,9 @@ async def test_licences_and_feed_queries_on_each_database(db: AsyncSession) -> N
             )
         )
     await db.commit()
-    blocked = await service.blocking_tracks(db, show.id)
-    assert [(t.title, t.artists) for t in blocked] == [
-        ("Tied", ("A", "B")),
-        ("Unknown", ("A", "B")),
-    ]
+    blocked = await service.blocking_tracks(db, show.id, today)
+    assert [t.title for t in blocked] == ["Tied", "Unknown", "Lapsed", "Early"]
+    assert blocked[0].artists == ("A", "B")
     episodes = await service.host_replays(db, host.id)
     assert [(r.kind, s.id) for r, s in episodes] == [(ReplayKind.talk, show.id)]
 
