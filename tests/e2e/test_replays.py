@@ -86,8 +86,10 @@ def test_a_host_publishes_a_talk_replay_and_a_listener_plays_it(
     host.get_by_role("button", name="Press again to end").click()
     expect(host.locator("[data-status-badge]")).to_have_text("Ended")
 
-    # The ended show's page offers the host a talk replay; the full one is ruled out, and why.
-    host.goto(f"{base}/shows/{show_id}")
+    # The console points the host to the show's page, which offers a talk replay; the full one
+    # is ruled out, and why.
+    host.get_by_role("link", name="publish a replay").click()
+    host.wait_for_url(f"{base}/shows/{show_id}#replays")
     replays = host.locator("[data-replays]")
     expect(replays.get_by_role("heading", name="Replays")).to_be_visible()
     full = replays.get_by_role("button", name="Publish full replay")

@@ -222,6 +222,7 @@ function applyStatus(show) {
   goLiveButton.hidden = status !== "scheduled";
   endButton.hidden = status !== "live";
   q("[data-ended-note]").hidden = status !== "ended";
+  q("[data-replay-note]").hidden = status !== "ended";
   for (const fieldset of root.querySelectorAll("[data-live-controls]")) fieldset.disabled = status === "ended";
   const start = document.getElementById("scheduled_start");
   if (start && status !== "scheduled") start.closest(".field").remove();
