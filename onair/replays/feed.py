@@ -59,6 +59,9 @@ def podcast_xml(host: User, episodes: Sequence[tuple[Replay, Show]], base_url: s
     feed.podcast.itunes_summary(f"Replays of {host.display_name}'s live shows on OnAir.")
     feed.podcast.itunes_category("Music")
     feed.podcast.itunes_type("episodic")
+    artwork = f"{base_url}hosts/{host.id}/podcast.jpg"
+    feed.podcast.itunes_image(artwork)
+    feed.image(url=artwork, title=f"{host.display_name} on OnAir", link=page)
     for replay, show in reversed(episodes):  # feedgen puts the last added first
         entry = feed.add_entry()
         audio = f"{base_url}replays/{replay.id}.mp3"

@@ -3,6 +3,7 @@ chapters and each host's podcast feed at plain URLs podcast apps fetch without a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from onair.accounts.models import User
 from onair.context import Db
 from onair.errors import Error, forbidden, not_found
 from onair.replays import service
+from onair.replays.artwork import podcast_artwork
 from onair.replays.feed import CHAPTERS_TYPE, episode_title, podcast_xml
 from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.replays.service import Replays
@@ -227,6 +229,15 @@ async def replay_chapters(replay_id: int, db: Db) -> JSONResponse:
         media_type=CHAPTERS_TYPE,
         headers=_PUBLIC,
     )
+
+
+@files.api_route("/hosts/{host_id:int}/podcast.jpg", methods=["GET", "HEAD"], name="podcast_art")
+async def podcast_art(host_id: int, db: Db) -> Response:
+    host = await db.get(User, host_id)
+    if host is None or host.banned_at is not None:
+        raise not_found("host")
+    jpeg = await asyncio.to_thread(podcast_artwork, host.id, host.display_name)
+    return Response(jpeg, media_type="image/jpeg", headers=_PUBLIC)
 
 
 @files.api_route("/hosts/{host_id:int}/podcast.xml", methods=["GET", "HEAD"], name="podcast_feed")

@@ -58,6 +58,7 @@ async def test_a_replay_needs_an_ended_recorded_show_and_a_kind(client: httpx.As
     assert (await client.get("/api/v1/replays/999999")).status_code == 404
     assert (await client.get("/replays/999999.mp3")).status_code == 404
     assert (await client.get("/hosts/999999/podcast.xml")).status_code == 404
+    assert (await client.get("/hosts/999999/podcast.jpg")).status_code == 404
 
 
 async def test_a_failed_replay_says_why_and_can_be_published_again(

@@ -12,6 +12,7 @@ chapters are downloaded (Range requests too).
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import feedparser
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from onair.app import create_app
@@ -159,6 +161,8 @@ async def _show(server: RunningServer, root: Path) -> dict[str, Any]:
             out[f"{kind}_chapters"] = await anonymous.get(replay["chapters_url"])
         feed_url = f"/hosts/{host_id}/podcast.xml"
         out["feed"] = await anonymous.get(feed_url)
+        art = feedparser.parse(out["feed"].text).feed.image.href
+        out["artwork"] = await anonymous.get(art)
         out["enclosures"] = {}
         for entry in feedparser.parse(out["feed"].text).entries:
             for enclosure in entry.enclosures:
@@ -316,6 +320,11 @@ def test_the_feed_is_a_podcast_with_enclosures_and_chapters(run: dict[str, Any])
     assert parsed.feed.title == f"{run['host_name']} on OnAir"
     assert parsed.feed.author_detail.name == run["host_name"] or parsed.feed.get("itunes_author")
     assert "<itunes:explicit>" in r.text and "<itunes:category " in r.text
+    # Square artwork of at least 1400 px, as podcast directories require.
+    art = run["artwork"]
+    assert parsed.feed.image.href == art.url
+    assert art.status_code == 200 and art.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(art.content)).size == (1400, 1400)
     assert len(parsed.entries) == 2
     by_title = {e.title: e for e in parsed.entries}
     assert set(by_title) == {"Tones & Talk", "Tones & Talk (talk)"}
