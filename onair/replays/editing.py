@@ -111,8 +111,18 @@ def talk_plan(recorded: Span, plays: Sequence[Played]) -> EditPlan:
         if cut.end >= recorded.end:
             continue
         songs = [p.title for p in plays if cut.start <= p.start and p.start < cut.end]
-        chapters.append(Chapter(cut.end, "After " + "; ".join(songs) if songs else "Talk"))
+        chapters.append(Chapter(cut.end, _after(songs)))
     return EditPlan(tuple(cuts), tuple(chapters))
+
+
+def _after(songs: Sequence[str]) -> str:
+    """A talk chapter's title, named after the music just cut: a set of many songs by its
+    first and last, so a podcast app's chapter list stays readable."""
+    if not songs:
+        return "Talk"
+    if len(songs) <= 2:
+        return "After " + "; ".join(songs)
+    return f"After {songs[0]} … {songs[-1]} ({len(songs)} songs)"
 
 
 def full_plan(recorded: Span, plays: Sequence[Played]) -> EditPlan:

@@ -104,7 +104,7 @@ def test_crossfaded_songs_are_one_cut_and_slivers_of_talk_go_with_them() -> None
     ]
     plan = talk_plan(recorded, plays)
     assert plan.cuts == (Span(0.0, 70.0 + GUARD_S),)
-    assert [c.title for c in plan.chapters] == ["After A - One; B - Two; C - Three"]
+    assert [c.title for c in plan.chapters] == ["After A - One … C - Three (3 songs)"]
     assert plan.chapters[0].at == 70.0 + GUARD_S
 
 
