@@ -21,7 +21,7 @@ from onair.replays import pages as replay_pages
 from onair.royalties import analytics
 from onair.shows import service as shows
 from onair.shows.follows.service import follow_view
-from onair.shows.router import ShowOut, now_playing, queue_out
+from onair.shows.router import ShowOut, crew_queue, now_playing
 from onair.stage import crew
 from onair.web.error_pages import error_page, install_html_errors
 from onair.web.rendering import STATIC_DIR, login_url, make_templates, render, safe_next
@@ -173,7 +173,7 @@ async def console_page(
         return _to_login(request)
     show = await shows.get_show(db, show_id)
     await crew.require_crew(db, show, viewer)
-    queue = queue_out(await shows.queue_items(db, show), crew_view=True)
+    queue = await crew_queue(ctx, db, show)
     context = {
         "show": ShowOut.of(show, await now_playing(ctx, db, show)),
         "queue": queue,

@@ -21,6 +21,7 @@ import { createCallIns, createCoHosts } from "./callins.js";
 import { createChat } from "./chat.js";
 import { joinRoom } from "./room.js";
 import { createStudio } from "./studio.js";
+import { checkTracks, markRow } from "./licensing.js";
 import { countText, trackRow } from "./tracks.js";
 
 const root = document.querySelector("[data-console]");
@@ -58,6 +59,7 @@ function queueRow(item, index, count) {
     : null;
   const row = trackRow(item.track, actions);
   row.dataset.itemId = String(item.id);
+  markRow(row, item.problems);
   return row;
 }
 
@@ -192,6 +194,26 @@ async function searchCatalog() {
     }),
   );
   catalogStatus.textContent = tracks.length ? countText(tracks.length) : `No playable songs match “${text}”.`;
+  await markResults(tracks, inflight.signal);
+}
+
+/** Marks the songs the queue would refuse, or that would break a programming rule, before
+ * the host tries to add them. */
+async function markResults(tracks, signal) {
+  let checks;
+  try {
+    checks = await checkTracks(showId, tracks.map((t) => t.id), signal);
+  } catch {
+    return; // a newer search took over
+  }
+  for (const row of results.querySelectorAll("[data-track-id]")) {
+    const problems = checks.get(Number(row.dataset.trackId));
+    if (!markRow(row, problems)) continue;
+    const button = row.querySelector("button.add");
+    button.disabled = true;
+    button.textContent = "Can't add";
+    button.setAttribute("aria-label", `Can't add ${row.querySelector(".track-title").textContent}: see why below it`);
+  }
 }
 
 searchInput.addEventListener("input", debounce(searchCatalog, 200));
@@ -258,8 +280,12 @@ createCoHosts(q("[data-cohosts]"), { showId, isHost: root.dataset.isHost === "ye
 const studio = createStudio(q("[data-studio]"), {
   showId,
   voiceId: root.dataset.voiceId,
-  onEvent(event) {
+  onEvent(event, { state } = {}) {
     if (event.type === "stage") callIns.onStage(event);
+    if (event.type === "queue.skipped" && !state) {
+      say(queueError, `Skipped “${event.title}”: ${event.reason}.`);
+      refreshQueue();
+    }
   },
   onHeard(track) {
     heardTrack = track;
@@ -279,6 +305,7 @@ if (status === "live") {
   studio.start();
   callIns.start();
 }
+renderQueue(); // with each queued song's licence and rule notes
 
 goLiveButton.addEventListener("click", async () => {
   say(statusError, "");
@@ -351,6 +378,7 @@ editForm.addEventListener("submit", async (event) => {
     description: els.description.value,
     genre: els.genre.value.trim(),
     hashtags: splitHashtags(els.hashtags.value),
+    clean: els.clean.checked,
   };
   // Only a changed start is sent: an unchanged one may already be in the past.
   const start = document.getElementById("scheduled_start");
@@ -367,9 +395,11 @@ editForm.addEventListener("submit", async (event) => {
   document.title = `Console: ${show.title} · OnAir`;
   els.hashtags.value = show.hashtags.map((t) => `#${t}`).join(" ");
   els.genre.value = show.genre ?? "";
+  els.clean.checked = show.clean;
   q("[data-when]").replaceChildren(...whenLine(show));
   localizeTimes(q("[data-when]"));
   say(editStatus, "Saved.");
+  refreshQueue(); // a show just marked clean marks its explicit songs
 });
 
 const coverForm = q("[data-cover-form]");

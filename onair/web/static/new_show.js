@@ -25,6 +25,7 @@ if (form) {
       title: form.elements.title.value.trim(),
       description: form.elements.description.value,
       hashtags: splitHashtags(form.elements.hashtags.value),
+      clean: form.elements.clean.checked,
     };
     const genre = form.elements.genre.value.trim();
     if (genre) body.genre = genre;
