@@ -217,6 +217,9 @@ ROWS = (
     Row("POST", "/api/v1/accounts/login", "+ + + + + + + + F", _login),  # 403 banned
     Row("POST", "/api/v1/accounts/logout", PUBLIC),
     Row("GET", "/api/v1/accounts/me", SIGNED_IN),
+    # licensing: where a listener is (the streams refuse listeners abroad with 451)
+    Row("GET", "/api/v1/territory", PUBLIC),
+    Row("PUT", "/api/v1/territory", SIGNED_IN, {"territory": "US"}),
     # catalog
     Row("GET", "/api/v1/catalog/search", PUBLIC, query="?q=morning"),
     Row("GET", "/api/v1/catalog/tracks/{track_id}", PUBLIC),
@@ -238,6 +241,7 @@ ROWS = (
     Row("GET", f"{SHOW}/queue", PUBLIC),  # what is still to come only for the crew: VIEWS
     Row("POST", f"{SHOW}/queue", CREW, {"track_id": Ref("track_free")}),
     Row("PUT", f"{SHOW}/queue", CREW, _reorder),
+    Row("GET", f"{SHOW}/queue/checks", CREW, query="?track_id=1"),
     Row("DELETE", f"{SHOW}/queue/{{item_id}}", CREW, params={"item_id": Each("queue_item")}),
     # hashtags (browse)
     Row("GET", "/api/v1/hashtags/trending", PUBLIC),
