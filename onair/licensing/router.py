@@ -16,6 +16,7 @@ from onair.errors import ApiError
 from onair.licensing.licences import Problem
 from onair.licensing.service import Licensing, check_candidates
 from onair.licensing.territories import listener_territory, territory_code, territory_name
+from onair.settings import Settings
 from onair.shows import service as shows
 from onair.stage import crew
 from onair.types import MAX_ID, PathId
@@ -99,6 +100,7 @@ class TerritoryOut(BaseModel):
     account_territory: str | None = Field(description="What the signed-in user set, if any.")
     allowed: bool = Field(description="Whether the service's streams play here.")
     territories: list[str] = Field(description="Where the service runs.")
+    territory_names: list[str] = Field(description="Their names, in the same order.")
 
 
 class TerritorySet(BaseModel):
@@ -107,8 +109,8 @@ class TerritorySet(BaseModel):
     )
 
 
-def _territory_out(request: Request, ctx: Ctx, account: str | None) -> TerritoryOut:
-    settings = ctx.settings
+def territory_view(request: Request, settings: Settings, account: str | None) -> TerritoryOut:
+    """Where the request comes from, as the streams judge it (the show page asks too)."""
     header = request.headers.get(settings.territory_header) if settings.territory_header else None
     where = listener_territory(header=header, account=account, territories=settings.territory_list)
     return TerritoryOut(
@@ -118,6 +120,7 @@ def _territory_out(request: Request, ctx: Ctx, account: str | None) -> Territory
         account_territory=account,
         allowed=where.code in settings.territory_list,
         territories=list(settings.territory_list),
+        territory_names=[territory_name(t) for t in settings.territory_list],
     )
 
 
@@ -127,7 +130,7 @@ def _territory_out(request: Request, ctx: Ctx, account: str | None) -> Territory
     summary="Where OnAir thinks you are, and whether its streams play there",
 )
 async def my_territory(request: Request, user: MaybeUser, ctx: Ctx) -> TerritoryOut:
-    return _territory_out(request, ctx, user.territory if user else None)
+    return territory_view(request, ctx.settings, user.territory if user else None)
 
 
 @router.put(
@@ -148,4 +151,4 @@ async def set_territory(
             )
     user.territory = code
     await db.commit()
-    return _territory_out(request, ctx, code)
+    return territory_view(request, ctx.settings, code)

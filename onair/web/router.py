@@ -17,6 +17,7 @@ from onair.accounts.models import User
 from onair.accounts.service import user_by_username
 from onair.catalog import service as catalog
 from onair.context import Ctx, Db
+from onair.licensing.router import territory_view
 from onair.replays import pages as replay_pages
 from onair.royalties import analytics
 from onair.shows import service as shows
@@ -157,6 +158,7 @@ async def show_page(request: Request, show_id: int, viewer: Viewer, ctx: Ctx, db
     follow = await follow_view(db, viewer, show.host_id)
     context = {
         "show": out,
+        "territory": territory_view(request, ctx.settings, viewer.territory if viewer else None),
         "is_crew": is_crew,
         "follow": follow,
         "replays": await replay_pages.show_replays(request, db, show, viewer),

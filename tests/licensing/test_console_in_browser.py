@@ -164,3 +164,39 @@ def test_the_console_says_what_cannot_be_queued_and_what_breaks_a_rule(
     )
     shoot(page, artifacts, "licensing-console-queue")
     assert errors == []
+
+
+def test_a_listener_abroad_is_told_on_the_show_page_and_can_say_where_they_are(
+    browser: BrowserContext, server_url: str, artifacts: Path
+) -> None:
+    page = browser.new_page()
+    errors = watch_for_errors(page)
+    sign_up(page, server_url, "abroad_host", "Abroad Host")
+    show_id = page.request.post(f"{server_url}/api/v1/shows", data={"title": "Far Away"}).json()[
+        "id"
+    ]
+    assert page.request.post(f"{server_url}/api/v1/shows/{show_id}/live").ok
+    page.request.post(f"{server_url}/api/v1/accounts/logout")
+    sign_up(page, server_url, "expat", "Expat")
+    r = page.request.put(f"{server_url}/api/v1/territory", data={"territory": "DE"})
+    assert r.ok, r.text()
+
+    page.goto(f"{server_url}/shows/{show_id}")
+    block = page.locator("[data-territory-block]")
+    expect(block).to_contain_text("Not available where you are")
+    expect(block).to_contain_text("licensed for United States of America, Canada only")
+    expect(block).to_contain_text("your account says you are in Germany")
+    expect(page.locator("[data-listen-button]")).to_be_disabled()
+    assert page.request.get(f"{server_url}/listen/{show_id}.m3u").status == 451
+    shoot(page, artifacts, "licensing-show-abroad")
+
+    choice = page.get_by_label("I am in")
+    choice.focus()
+    choice.select_option("CA")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # Save
+    expect(block).to_have_count(0)
+    expect(page.locator("[data-listen-button]")).to_be_enabled()
+    assert page.request.get(f"{server_url}/listen/{show_id}.m3u").status == 200
+    page.request.post(f"{server_url}/api/v1/accounts/logout")
+    assert errors == []
