@@ -13,17 +13,22 @@ from onair.clock import FakeClock
 from onair.settings import Settings
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def licensing_settings(tmp_path: Path, database_url: str = "") -> Settings:
     """A service heard in the US and Canada; the clock starts on 1 January 2026."""
     return Settings(
         data_dir=tmp_path / "var",
+        database_url=database_url,
         signup_per_hour=1000,
         login_per_minute=1000,
         session_days=365,  # the tests move the clock by months
         territories="US,CA",
         territory_header="CF-IPCountry",
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return licensing_settings(tmp_path)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,8 +11,15 @@ from fastapi import FastAPI
 
 from onair.clock import FakeClock
 from onair.royalties import service as play_log
+from onair.settings import Settings
 from tests.conftest import sign_up
-from tests.licensing.conftest import Catalog, new_show
+from tests.licensing.conftest import Catalog, licensing_settings, new_show
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The queue's checks on SQLite, then on PostgreSQL."""
+    return licensing_settings(tmp_path, database_url)
 
 
 async def queue(client: httpx.AsyncClient, show: int, track: int) -> httpx.Response:
@@ -157,7 +165,7 @@ async def test_warn_mode_marks_rule_breakers_before_and_after_they_are_queued(
 
 
 @pytest.fixture
-def block_mode(settings):  # type: ignore[no-untyped-def]
+def block_mode(settings: Settings) -> Settings:
     settings.programming_rules_mode = "block"
     return settings
 
