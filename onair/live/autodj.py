@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.catalog.models import Genre, Licence, Track, TrackGenre
 from onair.licensing.licences import window_closes, window_opens
-from onair.licensing.service import Licensing, track_problems
+from onair.licensing.rules import Song
+from onair.licensing.service import Licensing, song_of, track_problems
 from onair.shows.models import Show
 from onair.studio.deck import DeckTrack
 
@@ -59,6 +60,7 @@ async def load_candidates(
     licensing: Licensing | None = None,
     show: Show | None = None,
     windows: dict[int, Window] | None = None,
+    songs: dict[int, Song] | None = None,
 ) -> list[DeckTrack]:
     """Playable tracks of the genre first, topped up with others when the genre has few.
 
@@ -86,6 +88,8 @@ async def load_candidates(
             for t in tracks:
                 assert t.licence is not None
                 windows[t.id] = Window(window_opens(t.licence), window_closes(t.licence))
+        if songs is not None:
+            songs.update((t.id, song_of(t)) for t in tracks)
     return [deck_track(t) for t in tracks if t.audio_path and Path(t.audio_path).is_file()]
 
 
@@ -97,16 +101,19 @@ async def genre_name(db: AsyncSession, genre_id: int | None) -> str | None:
 
 class AutoDj:
     """Picks at random among the candidates, avoiding the last few played; `allowed` is asked
-    of each pick (the licence may have lapsed since the candidates were loaded)."""
+    of each pick (the licence may have lapsed since the candidates were loaded), and a pick
+    that `prefer` rejects (it would break a programming rule) gives way to one it accepts."""
 
     def __init__(
         self,
         candidates: list[DeckTrack],
         rng: random.Random | None = None,
         allowed: Callable[[DeckTrack], bool] | None = None,
+        prefer: Callable[[DeckTrack], bool] | None = None,
     ) -> None:
         self._candidates = candidates
         self._allowed = allowed
+        self._prefer = prefer
         self._recent: deque[int] = deque(maxlen=min(AVOID_RECENT, max(len(candidates) - 1, 0)))
         self._rng = rng or random.Random()
 
@@ -121,5 +128,11 @@ class AutoDj:
         if not choices:
             return None
         track = self._rng.choice(choices)
+        if self._prefer is not None and not self._prefer(track):
+            # Asked on the frame path: try the others in a random order and stop at the first
+            # that keeps the programming rules; none does, the first pick plays.
+            others = [t for t in choices if t is not track]
+            self._rng.shuffle(others)
+            track = next((t for t in others if self._prefer(t)), track)
         self.played(track.track_id)
         return track

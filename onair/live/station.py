@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onair.catalog.models import Track
 from onair.clock import Clock, SystemClock
 from onair.licensing.licences import next_change
-from onair.licensing.service import Licensing, track_problems
+from onair.licensing.rules import Slot, Song, breaches
+from onair.licensing.service import Licensing, song_of, timeline, track_problems
 from onair.live.autodj import AutoDj, Window, deck_track, genre_name, load_candidates
 from onair.media.audience import Audience
 from onair.media.encoder import shared_encoder
@@ -120,6 +121,10 @@ class LiveShow:
     _explicit: set[int] = field(init=False, default_factory=set)
     """Auto-DJ candidates with explicit lyrics (a show may be marked clean while live)."""
     _next_licence_change: datetime | None = field(init=False, default=None)
+    _songs: dict[int, Song] = field(init=False, default_factory=dict)
+    """Album and artists of the auto-DJ candidates, for the programming rules."""
+    _heard: list[Slot] = field(init=False, default_factory=list)
+    """What the show played in the rules' window, oldest first."""
     _sampler: analytics.AudienceSampler = field(init=False)
     _recorder: ShowRecorder | None = field(init=False, default=None)
 
@@ -135,7 +140,11 @@ class LiveShow:
                 licensing=self.options.licensing,
                 show=show,
                 windows=self._windows,
+                songs=self._songs,
             )
+            if self.options.licensing is not None:
+                line = await timeline(db, self.options.licensing, show)
+                self._heard = line.heard
             ids = [c.track_id for c in candidates]
             self._explicit = set(
                 await db.scalars(select(Track.id).where(Track.id.in_(ids), Track.explicit))
@@ -146,7 +155,7 @@ class LiveShow:
                 description=show.description or f"{show.title} on OnAir",
                 genre=genre or "",
             )
-        self._autodj = AutoDj(candidates, allowed=self._autodj_allows)
+        self._autodj = AutoDj(candidates, allowed=self._autodj_allows, prefer=self._keeps_rules)
         self._sampler = analytics.AudienceSampler(
             self.options.sample_every_s, self.options.sample_heartbeat_s
         )
@@ -294,6 +303,17 @@ class LiveShow:
             crew_only=True,
         )
 
+    def _keeps_rules(self, track: DeckTrack) -> bool:
+        """Whether an auto-DJ pick keeps the programming rules, judged as if heard now."""
+        licensing = self.options.licensing
+        song = self._songs.get(track.track_id)
+        if licensing is None or licensing.rules is None or song is None:
+            return True
+        now = licensing.clock.now()
+        slots = [s for s in self._heard if s.at >= now - licensing.rules.window]
+        self._heard = slots
+        return not breaches(licensing.rules, [*slots, Slot(song, now)], len(slots))
+
     def _autodj_allows(self, track: DeckTrack) -> bool:
         licensing = self.options.licensing
         if licensing is None:
@@ -428,6 +448,10 @@ class LiveShow:
             has_art = await db.scalar(
                 select(Track.artwork_path.is_not(None)).where(Track.id == track.track_id)
             )
+            if self.options.licensing is not None:
+                heard = await db.get(Track, track.track_id)
+                if heard is not None:
+                    self._heard.append(Slot(song_of(heard), self.options.licensing.clock.now()))
             play_id = await play_log.play_started(
                 db,
                 show_id=self.show_id,
