@@ -20,7 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from onair.accounts.service import user_for_token
 from onair.context import OnAir
 from onair.errors import error_body
-from onair.licensing.territories import ListenerTerritory, listener_territory, territory_name
+from onair.licensing.territories import (
+    ListenerTerritory,
+    listener_territory,
+    territory_code,
+    territory_name,
+)
 from onair.web.rendering import SECURITY_HEADERS
 
 log = logging.getLogger("onair.licensing")
@@ -76,7 +81,7 @@ class TerritoryGuard:
         )
         account = None
         token = request.cookies.get(settings.secret_cookie_name)
-        if token and header is None:
+        if token and territory_code(header) is None:  # no header, or one that places no one
             async with self.onair.sessions() as db:
                 user = await user_for_token(db, self.onair.clock, token)
                 account = user.territory if user else None

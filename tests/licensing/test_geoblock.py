@@ -109,6 +109,9 @@ async def test_the_account_territory_counts_when_no_header_says_otherwise(
         "territory_names": ["United States of America", "Canada"],
     }
     assert (await front.get(f"/listen/{live_show}.m3u")).status_code == 451
+    # A header that places no one (Tor, unknown) leaves the account to say.
+    r = await front.get(f"/listen/{live_show}.m3u", headers={"CF-IPCountry": "T1"})
+    assert r.status_code == 451
     # The operator's CDN header is trusted over the account.
     r = await front.get(f"/listen/{live_show}.m3u", headers={"CF-IPCountry": "CA"})
     assert r.status_code == 200
