@@ -487,6 +487,8 @@ async def rebuild_artists(db: AsyncSession, *, batch: int = 5000) -> int:
 async def _store_documents(
     db: AsyncSession, index: SearchIndex, documents: Sequence[Document], sqlite: bool
 ) -> None:
+    if not documents:
+        return  # an executemany of no rows is an error (nothing to bind)
     names = ", ".join(index.columns)
     values = ", ".join(f":c{i}" for i in range(len(index.columns)))
     rows: list[dict[str, object]] = []

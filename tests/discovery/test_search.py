@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.catalog.search import ARTISTS, clear_index
@@ -221,6 +222,20 @@ async def test_queries_without_words_find_nothing_and_never_fail(
     assert isinstance(results, Results)
     if not any(ch.isalnum() for ch in query):
         assert results.empty
+
+
+async def test_shows_without_hashtags_are_backfilled(schedule: World) -> None:
+    """No show carrying a hashtag leaves the hashtag index with nothing to write: the
+    backfill (run by `onair db upgrade`) still indexes the shows, and does not fail."""
+    db = schedule.db
+    await db.execute(text("DELETE FROM show_hashtags"))
+    await db.execute(text("DELETE FROM hashtag_search_tags"))
+    for search_index in (index.SHOWS, index.HOSTS, index.HASHTAGS, ARTISTS):
+        await clear_index(db, search_index)
+    await db.commit()
+    assert await index.backfill_if_empty(db)
+    results = await found(schedule, "jazz")
+    assert results.shows and not results.hashtags
 
 
 async def test_what_was_there_before_the_indexes_is_indexed_once(schedule: World) -> None:
