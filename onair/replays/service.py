@@ -322,5 +322,8 @@ class Replays:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc) if isinstance(exc, ValueError | OSError) else "the encoder failed"
+    """What the host is told: the editor's own reasons, never a path or a trace."""
+    if isinstance(exc, OSError):
+        return "the replay could not be written (the server's disk); try again later"
+    text = str(exc) if isinstance(exc, ValueError) else ""
     return text[:500] or "the encoder failed"
