@@ -228,3 +228,22 @@ async def check_insert(
                 title = line.queued[n - 1 - len(line.heard)][0].track.title
                 problems.append(Problem(p.code, f"it would make {title!r} {p.message}"))
     return _rule_problems(licensing, problems)
+
+
+async def refuse_new_breaches(
+    db: AsyncSession, licensing: Licensing, show: Show, before: dict[int, Check]
+) -> None:
+    """In block mode, refuses a reordered queue in which a song breaks a rule it did not break
+    in the old order (the caller rolls back)."""
+    after = await check_queue(db, licensing, show)
+    for item_id, check in after.items():
+        old = {p.code for p in before[item_id].problems} if item_id in before else set()
+        for problem in check.problems:
+            if problem.blocking and problem.code.startswith("rule_") and problem.code not in old:
+                item = await db.get(QueueItem, item_id)
+                title = item.track.title if item else "a song"
+                raise ApiError(
+                    409,
+                    problem.code,
+                    f"that order cannot be kept: {title!r} would be {problem.message}",
+                )

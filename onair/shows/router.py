@@ -18,7 +18,7 @@ from onair.catalog.schemas import TrackOut
 from onair.context import Ctx, Db, OnAir
 from onair.errors import ApiError, not_found
 from onair.licensing.router import ProblemOut
-from onair.licensing.service import Check, Licensing, check_queue
+from onair.licensing.service import Check, Licensing, check_queue, refuse_new_breaches
 from onair.shows import service
 from onair.shows.browse.schemas import GenreMatchOut
 from onair.shows.browse.service import genre_match
@@ -394,7 +394,11 @@ async def reorder_queue(
 ) -> QueueOut:
     show = await service.get_show(db, show_id)
     await crew.require_crew(db, show, user)
+    licensing = Licensing.of(ctx.settings, ctx.clock)
+    before = await check_queue(db, licensing, show) if licensing.block else {}
     await service.reorder_queue(db, show, body.item_ids)
+    if licensing.block:
+        await refuse_new_breaches(db, licensing, show, before)
     await db.commit()
     await ctx.stations.queue_changed(show.id)
     return await crew_queue(ctx, db, show)

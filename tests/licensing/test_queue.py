@@ -186,6 +186,15 @@ async def test_block_mode_refuses_a_song_that_would_break_a_rule_when_it_plays(
         f"/api/v1/shows/{show}/queue", json={"track_id": catalog["Solo 5"], "position": 0}
     )
     assert error(r)[:2] == (409, "rule_artist_in_a_row")
+    # Nor may the queue be reordered into a run of four.
+    queued = (await client.get(f"/api/v1/shows/{show}/queue")).json()["upcoming"]
+    order = [queued[1]["id"], queued[0]["id"]]  # Solo 4 first, then Anywhere
+    r = await client.put(f"/api/v1/shows/{show}/queue", json={"item_ids": order})
+    status, code, message = error(r)
+    assert (status, code) == (409, "rule_artist_in_a_row")
+    assert "'Solo 4' would be the 4th song by Solo Star in a row" in message
+    again = (await client.get(f"/api/v1/shows/{show}/queue")).json()["upcoming"]
+    assert [i["track"]["title"] for i in again] == ["Anywhere", "Solo 4"]  # unchanged
     # Three hours later the old plays have left the window: the same song is fine.
     clock.advance(3 * 3600 + 1)
     r = await client.post(
