@@ -113,7 +113,8 @@ def unavailable(scope: Scope, where: ListenerTerritory, territories: tuple[str, 
 def _page(where: ListenerTerritory, message: str) -> str:
     # Self-contained (no template, script or style): it answers in front of the app too.
     fix = (
-        "If you are in one of those countries, set your country in your account."
+        "If you are in one of those countries, say so on the show's page (Listen, "
+        "\u201cI am in\u201d), where your account's country is kept."
         if where.source != "header"
         else "Your network reports that you are there."
     )

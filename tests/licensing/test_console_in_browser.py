@@ -189,6 +189,15 @@ def test_a_listener_abroad_is_told_on_the_show_page_and_can_say_where_they_are(
     expect(page.locator("[data-listen-button]")).to_be_disabled()
     assert page.request.get(f"{server_url}/listen/{show_id}.m3u").status == 451
     shoot(page, artifacts, "licensing-show-abroad")
+    # Following a stream link gives the page, with status 451.
+    response = page.goto(f"{server_url}/listen/{show_id}.m3u")
+    assert response is not None and response.status == 451
+    expect(page.get_by_role("heading", name="Not available where you are")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Germany (DE)")
+    shoot(page, artifacts, "licensing-451")
+    page.get_by_role("link", name="Back to the home page").press("Enter")
+    page.wait_for_url(f"{server_url}/")
+    page.goto(f"{server_url}/shows/{show_id}")
 
     choice = page.get_by_label("I am in")
     choice.focus()
