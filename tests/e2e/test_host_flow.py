@@ -151,9 +151,12 @@ def test_a_host_schedules_queues_and_goes_live(
     expect(page.locator("#live")).to_contain_text("Nobody is live right now")
     shoot(page, artifacts, "home-upcoming")
 
-    # Go live by keyboard: Tab from the listener-page link to the button, Enter presses it.
+    # Go live by keyboard: Tab from the listener-page link, past the show's analytics, to the
+    # button; Enter presses it.
     page.goto(f"{base}/shows/{show_id}/console")
     page.get_by_role("link", name="Open the listener page").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Analytics")).to_be_focused()
     page.keyboard.press("Tab")
     go_live = page.get_by_role("button", name="Go live")
     expect(go_live).to_be_focused()
