@@ -89,10 +89,10 @@ class StationSettings:
     sample_heartbeat_s: float = 60.0
     """A sample is stored at least this often while live, changed or not."""
     recordings: Path | None = None
-    licensing: Licensing | None = None
-    """Licence checks (and their clock); None plays whatever is queued."""
     """Where shows are recorded (replays); None records nothing."""
     recording_segment_s: float = 300.0
+    licensing: Licensing | None = None
+    """Licence checks (and their clock); None plays whatever is queued."""
 
 
 @dataclass
