@@ -402,7 +402,12 @@ class LiveShow:
             play = self._plays.get(event.track)
             if play is not None:
                 await self._finish_play(
-                    event.track, play, event.seconds_played, skipped=event.skipped, reason=None
+                    event.track,
+                    play,
+                    event.seconds_played,
+                    skipped=event.skipped,
+                    reason=None,
+                    heard_until=self.studio.wallclock_at(event.pts),
                 )
         elif isinstance(event, TrackFailed):
             log.warning(
@@ -484,8 +489,17 @@ class LiveShow:
         )
 
     async def _finish_play(
-        self, track: DeckTrack, play: _Play, seconds: float, *, skipped: bool, reason: str | None
+        self,
+        track: DeckTrack,
+        play: _Play,
+        seconds: float,
+        *,
+        skipped: bool,
+        reason: str | None,
+        heard_until: float | None = None,
     ) -> None:
+        """Closes the play's row; `heard_until` is when listeners heard its last sample (the
+        program runs ahead of them), else now (the show stopped)."""
         self._plays.pop(track, None)
         play.count(self.audience())
         async with self.sessions() as db:
@@ -496,7 +510,9 @@ class LiveShow:
                 listener_seconds=play.listener_seconds,
                 peak_listeners=play.peak,
                 performances=play.performances,
-                ended_at=datetime.now(UTC),
+                ended_at=datetime.fromtimestamp(
+                    time.time() if heard_until is None else heard_until, UTC
+                ),
                 skipped=skipped,
                 end_reason=reason or ("skipped" if skipped else "finished"),
             )

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.catalog.search import ARTISTS, clear_index
+from onair.licensing.service import Licensing
+from onair.settings import Settings
 from onair.shows import service as shows
 from onair.shows.discovery import index
 from onair.shows.discovery.search import Results, discover
@@ -197,8 +199,9 @@ async def test_queued_songs_are_never_revealed(world: World) -> None:
     secret, heard = await world.tracks(("Secret Garden", "Hidden Band"), ("Open Road", "Drivers"))
     host = await world.user("ana")
     show = await world.live(await world.show("ana", "Queue Keeper"))
-    await shows.add_to_queue(world.db, world.clock, show, host, secret.id, None)
-    await shows.add_to_queue(world.db, world.clock, show, host, heard.id, None)
+    licensing = Licensing.of(Settings(), world.clock)
+    await shows.add_to_queue(world.db, world.clock, show, host, secret.id, None, licensing)
+    await shows.add_to_queue(world.db, world.clock, show, host, heard.id, None, licensing)
     await world.db.commit()
     await world.play(show, heard, ago=5)
 
