@@ -5,16 +5,19 @@ it would get second copies of these classes."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from onair.accounts.models import Role, User
 from onair.moderation.models import AuditEntry
+from tests.conftest import sign_up
 
 PASSWORD = "correct horse"
 
@@ -97,3 +100,20 @@ async def account(app: FastAPI, user_id: int) -> User:
         user = await db.get(User, user_id)
         assert user is not None
         return user
+
+
+@pytest.fixture
+async def people(app: FastAPI) -> AsyncIterator[MakePerson]:
+    async with AsyncExitStack() as stack:
+
+        async def make(username: str, role: Role = Role.listener) -> Person:
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            await stack.enter_async_context(client)
+            body = await sign_up(client, username, PASSWORD)
+            person = Person(client, int(str(body["id"])), username)
+            if role is not Role.listener:
+                await set_role(app, person.id, role)
+            return person
+
+        yield make
