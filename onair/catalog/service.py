@@ -352,6 +352,22 @@ async def tracks_by_ids(db: AsyncSession, ids: Iterable[int]) -> list[Track]:
     return [rows[i] for i in wanted if i in rows]
 
 
+async def artist_names(db: AsyncSession, track_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each track's credited artists' names, in credit order (tracks without any left out)."""
+    wanted = list(track_ids)
+    names: dict[int, list[str]] = {}
+    if not wanted:
+        return names
+    links = await db.scalars(
+        select(TrackArtist)
+        .where(TrackArtist.track_id.in_(wanted))
+        .order_by(TrackArtist.track_id, TrackArtist.position)
+    )
+    for link in links.unique():
+        names.setdefault(link.track_id, []).append(link.artist.name)
+    return names
+
+
 async def list_genres(db: AsyncSession) -> list[Genre]:
     return list(await db.scalars(select(Genre).order_by(Genre.name)))
 

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onair.accounts.models import User
-from onair.catalog.models import Track, TrackArtist
+from onair.catalog import service as catalog
+from onair.catalog.models import Track
 from onair.media.audience import KINDS, Audience
 from onair.rooms.models import ChatMessage
 from onair.royalties.models import ListenerSample, PlayLog
@@ -185,15 +186,7 @@ async def _setlist(db: AsyncSession, show_id: int) -> list[Song]:
         )
     )
     track_ids = {play.track_id for play, _ in plays}
-    artists: dict[int, list[str]] = {}
-    if track_ids:
-        links = await db.scalars(
-            select(TrackArtist)
-            .where(TrackArtist.track_id.in_(track_ids))
-            .order_by(TrackArtist.track_id, TrackArtist.position)
-        )
-        for link in links.unique():
-            artists.setdefault(link.track_id, []).append(link.artist.name)
+    artists = await catalog.artist_names(db, track_ids)
     songs = []
     for play, title in plays:
         seconds = play.seconds_played or 0.0

@@ -32,7 +32,8 @@ from typing import Literal, TextIO
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onair.catalog.models import Album, Licence, Track, TrackArtist
+from onair.catalog import service as catalog
+from onair.catalog.models import Album, Licence, Track
 from onair.royalties.models import ListenerSample, PlayLog
 from onair.shows.models import Show, ShowStatus
 
@@ -174,14 +175,7 @@ async def _details(
         .outerjoin(Licence, Licence.track_id == Track.id)
         .where(Track.id.in_(track_ids))
     )
-    artists: dict[int, list[str]] = {}
-    links = await db.scalars(
-        select(TrackArtist)
-        .where(TrackArtist.track_id.in_(track_ids))
-        .order_by(TrackArtist.track_id, TrackArtist.position)
-    )
-    for link in links.unique():
-        artists.setdefault(link.track_id, []).append(link.artist.name)
+    artists = await catalog.artist_names(db, track_ids)
     return {
         track_id: (
             title,
