@@ -9,7 +9,7 @@ against the songs heard in the 3 hours before it, up to and including exactly 3 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -99,9 +99,8 @@ def breaches(rules: RuleSet | None, slots: Sequence[Slot], index: int) -> list[P
     return problems
 
 
-def _run(earlier: Sequence[Slot], same: object) -> int:
+def _run(earlier: Sequence[Slot], same: Callable[[Slot], bool]) -> int:
     """How many songs in a row end with this one (itself included)."""
-    assert callable(same)
     run = 1
     for s in reversed(earlier):
         if not same(s):
