@@ -27,12 +27,13 @@ async def _write(
     return out.getvalue(), totals
 
 
-async def test_the_csv_report_adds_up_to_the_hand_counted_play_log(db: AsyncSession) -> None:
-    await world.build(db)
-    text, totals = await _write(db, world.MARCH, "csv")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == list(report.CSV_COLUMNS)
-    got = {
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _by_title(rows: list[dict[str, str]]) -> dict[str, tuple[str, int, int]]:
+    """Title → (featured artist, performances, plays), the shape of world.MARCH_ROWS."""
+    return {
         r["sound_recording_title"]: (
             r["featured_artist"],
             int(r["actual_total_performances"]),
@@ -40,7 +41,14 @@ async def test_the_csv_report_adds_up_to_the_hand_counted_play_log(db: AsyncSess
         )
         for r in rows
     }
-    assert got == world.MARCH_ROWS
+
+
+async def test_the_csv_report_adds_up_to_the_hand_counted_play_log(db: AsyncSession) -> None:
+    await world.build(db)
+    text, totals = await _write(db, world.MARCH, "csv")
+    rows = _csv_rows(text)
+    assert list(rows[0]) == list(report.CSV_COLUMNS)
+    assert _by_title(rows) == world.MARCH_ROWS
     blue = next(r for r in rows if r["sound_recording_title"] == "Blue Hour")
     assert (blue["isrc"], blue["album_title"], blue["marketing_label"]) == (
         "USABC2600001",
@@ -89,20 +97,12 @@ async def test_the_soundexchange_layout_parses_back_to_the_same_totals(db: Async
 async def test_a_play_counts_in_the_period_it_started_in(db: AsyncSession) -> None:
     await world.build(db)
     text, totals = await _write(db, world.FEBRUARY, "csv")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    got = {
-        r["sound_recording_title"]: (
-            r["featured_artist"],
-            int(r["actual_total_performances"]),
-            int(r["play_frequency"]),
-        )
-        for r in rows
-    }
-    assert got == world.FEBRUARY_ROWS
+    rows = _csv_rows(text)
+    assert _by_title(rows) == world.FEBRUARY_ROWS
     assert totals.aggregate_tuning_hours == pytest.approx(world.FEBRUARY_ATH)
     # One day: 1 March holds Second Wind's play at 00:00:00 and show A's and D's listening.
     text, totals = await _write(db, ("2026-03-01", "2026-03-01"), "csv")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = _csv_rows(text)
     assert [(r["sound_recording_title"], r["actual_total_performances"]) for r in rows] == [
         ("Second Wind", "3")
     ]
