@@ -101,6 +101,8 @@ class HlsPackager:
         self._clients: dict[tuple[str, str], float] = {}
         self.joins = 0
         """Clients seen for the first time (or again after lapsing), for the play log."""
+        self._speakers: set[tuple[str, str]] = set()
+        """The clients whose user agent names a smart speaker, told once when they join."""
         self._next_sequence: int | None = None
         # Worker-thread side: the segment being gathered.
         self._packets: list[EncodedPacket] = []
@@ -117,6 +119,8 @@ class HlsPackager:
             seen = self._clients.get(client)
             if seen is None or seen < now - self._client_horizon:
                 self.joins += 1
+                if is_smart_speaker(client[1]):
+                    self._speakers.add(client)
             self._clients[client] = now
         with self._lock:
             if self._running or self._closed or not start:
@@ -175,12 +179,13 @@ class HlsPackager:
         horizon = time.monotonic() - self._client_horizon
         for key in [k for k, seen in self._clients.items() if seen < horizon]:
             del self._clients[key]
+            self._speakers.discard(key)
         return len(self._clients)
 
     @property
     def audience(self) -> Audience:
         total = self.listener_count
-        speakers = sum(1 for _, agent in self._clients if is_smart_speaker(agent))
+        speakers = len(self._speakers)
         return Audience(hls=total - speakers, smart_speaker=speakers, joins=self.joins)
 
     def close(self) -> None:
