@@ -26,6 +26,7 @@ from onair.licensing.territories import (
     territory_code,
     territory_name,
 )
+from onair.settings import Settings
 from onair.web.rendering import SECURITY_HEADERS
 
 log = logging.getLogger("onair.licensing")
@@ -76,9 +77,7 @@ class TerritoryGuard:
     async def _where(self, scope: Scope) -> ListenerTerritory:
         request = Request(scope)
         settings = self.onair.settings
-        header = (
-            request.headers.get(settings.territory_header) if settings.territory_header else None
-        )
+        header = territory_header(request, settings)
         account = None
         token = request.cookies.get(settings.secret_cookie_name)
         if token and territory_code(header) is None:  # no header, or one that places no one
@@ -88,6 +87,12 @@ class TerritoryGuard:
         return listener_territory(
             header=header, account=account, territories=settings.territory_list
         )
+
+
+def territory_header(request: Request, settings: Settings) -> str | None:
+    """The trusted CDN header's value, if the operator names one (the streams and the
+    territory answer read it alike)."""
+    return request.headers.get(settings.territory_header) if settings.territory_header else None
 
 
 def _message(where: ListenerTerritory, territories: tuple[str, ...]) -> str:

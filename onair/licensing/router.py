@@ -13,6 +13,7 @@ from onair.accounts.deps import CurrentUser, MaybeUser
 from onair.catalog.models import Track
 from onair.context import Ctx, Db
 from onair.errors import ApiError
+from onair.licensing.geoblock import territory_header
 from onair.licensing.licences import Problem
 from onair.licensing.service import Licensing, check_candidates
 from onair.licensing.territories import listener_territory, territory_code, territory_name
@@ -111,14 +112,17 @@ class TerritorySet(BaseModel):
 
 def territory_view(request: Request, settings: Settings, account: str | None) -> TerritoryOut:
     """Where the request comes from, as the streams judge it (the show page asks too)."""
-    header = request.headers.get(settings.territory_header) if settings.territory_header else None
-    where = listener_territory(header=header, account=account, territories=settings.territory_list)
+    where = listener_territory(
+        header=territory_header(request, settings),
+        account=account,
+        territories=settings.territory_list,
+    )
     return TerritoryOut(
         territory=where.code,
         name=territory_name(where.code),
         source=where.source,
         account_territory=account,
-        allowed=where.code in settings.territory_list,
+        allowed=where.allowed(settings.territory_list),
         territories=list(settings.territory_list),
         territory_names=[territory_name(t) for t in settings.territory_list],
     )
