@@ -853,6 +853,12 @@ async def run_steps(db: AsyncSession, searches: Sequence[Steps[_T]]) -> list[_T]
     return [await _run_async(db, steps) for steps in searches]
 
 
+async def run_one(db: AsyncSession, steps: Steps[_T]) -> _T:
+    """The answer of one search run as `run_steps` runs several."""
+    [answer] = await run_steps(db, [steps])
+    return answer
+
+
 def _run_in_thread(connection: sqlite3.Connection, searches: Sequence[Steps[_T]]) -> list[_T]:
     answers = []
     for steps in searches:
@@ -893,10 +899,7 @@ async def search_ids(
     """Ids of the documents of `index` (of one band, when it has several) matching every word
     of `query`, best first. Typo corrections fill the places left while fewer than `fill`
     (default: all of them) matched as typed."""
-    [found] = await run_steps(
-        db, [ids_steps(index, query, is_sqlite(db), limit, offset, band, fill)]
-    )
-    return found
+    return await run_one(db, ids_steps(index, query, is_sqlite(db), limit, offset, band, fill))
 
 
 def ids_steps(
@@ -930,10 +933,7 @@ async def search_bands(
     With `fill`, typos are corrected only when the bands together found fewer than `fill`
     as typed: a box that lists a few of each kind of thing needs no guesses once it has
     exact matches, and each guess costs queries."""
-    [found] = await run_steps(
-        db, [bands_steps(index, query, is_sqlite(db), bands, limit, offset, fill)]
-    )
-    return found
+    return await run_one(db, bands_steps(index, query, is_sqlite(db), bands, limit, offset, fill))
 
 
 def bands_steps(

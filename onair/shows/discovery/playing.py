@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onair.catalog.search import Statement, Steps, in_list, is_sqlite, run_steps
+from onair.catalog.search import Statement, Steps, in_list, is_sqlite, run_one
 from onair.shows.models import ShowStatus
 
 # How many tracks or artists one lookup may be asked about; a search passes its best ones.
@@ -98,8 +98,7 @@ async def playing_now(
     """The live shows whose song on air at `now` is one of `track_ids` or by one of
     `artist_ids`, the song that started most recently first; one play per show."""
     steps = playing_now_steps(is_sqlite(db), track_ids, artist_ids, now, limit)
-    [plays] = await run_steps(db, [steps])
-    return plays
+    return await run_one(db, steps)
 
 
 def playing_now_steps(
@@ -152,8 +151,7 @@ async def recently_played(
     steps = recently_played_steps(
         is_sqlite(db), track_ids, artist_ids, now, within, limit, exclude_shows
     )
-    [plays] = await run_steps(db, [steps])
-    return plays
+    return await run_one(db, steps)
 
 
 def recently_played_steps(

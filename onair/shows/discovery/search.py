@@ -90,8 +90,7 @@ async def search_shows(
 
 
 async def _show_ids(db: AsyncSession, query: str, per_status: int) -> list[int]:
-    [ids] = await search.run_steps(db, [_show_id_steps(query, search.is_sqlite(db), per_status)])
-    return ids
+    return await search.run_one(db, _show_id_steps(query, search.is_sqlite(db), per_status))
 
 
 def _show_id_steps(query: str, sqlite: bool, per_status: int) -> search.Steps[list[int]]:
@@ -196,8 +195,7 @@ async def _plays(
     steps = _plays_steps(
         search.is_sqlite(db), track_ids, artist_ids, now, within, playing_limit, recent_limit
     )
-    [plays] = await search.run_steps(db, [steps])
-    return plays
+    return await search.run_one(db, steps)
 
 
 def _plays_steps(
