@@ -13,7 +13,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from onair.accounts.deps import CurrentUser, MaybeUser
-from onair.accounts.models import User
 from onair.context import Db
 from onair.errors import Error, forbidden, not_found
 from onair.replays import service
@@ -22,6 +21,7 @@ from onair.replays.feed import CHAPTERS_TYPE, episode_title, podcast_xml
 from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.replays.service import Replays
 from onair.shows import service as shows
+from onair.shows.follows.service import host_of
 from onair.shows.models import Show
 from onair.types import PathId
 
@@ -233,18 +233,14 @@ async def replay_chapters(replay_id: int, db: Db) -> JSONResponse:
 
 @files.api_route("/hosts/{host_id:int}/podcast.jpg", methods=["GET", "HEAD"], name="podcast_art")
 async def podcast_art(host_id: int, db: Db) -> Response:
-    host = await db.get(User, host_id)
-    if host is None or host.banned_at is not None:
-        raise not_found("host")
+    host = await host_of(db, host_id)
     jpeg = await asyncio.to_thread(podcast_artwork, host.id, host.display_name)
     return Response(jpeg, media_type="image/jpeg", headers=_PUBLIC)
 
 
 @files.api_route("/hosts/{host_id:int}/podcast.xml", methods=["GET", "HEAD"], name="podcast_feed")
 async def podcast_feed(host_id: int, request: Request, db: Db) -> Response:
-    host = await db.get(User, host_id)
-    if host is None or host.banned_at is not None:
-        raise not_found("host")
+    host = await host_of(db, host_id)
     episodes = await service.host_replays(db, host.id)
     xml = podcast_xml(host, episodes, str(request.base_url))
     return Response(
