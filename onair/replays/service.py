@@ -20,7 +20,7 @@ from onair.errors import ApiError, error_body, forbidden, not_found
 from onair.moderation import audit
 from onair.replays import editing
 from onair.replays.models import Replay, ReplayKind, ReplayState
-from onair.replays.recorder import read_recording, recording_dir
+from onair.replays.recorder import RecordedSegment, read_recording, recording_dir
 from onair.royalties.models import PlayLog
 from onair.shows.models import Show, ShowStatus
 
@@ -169,8 +169,11 @@ class Replays:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._one_at_a_time = asyncio.Semaphore(1)
 
+    async def _segments(self, show_id: int) -> list[RecordedSegment]:
+        return await asyncio.to_thread(read_recording, recording_dir(self.recordings, show_id))
+
     async def options(self, db: AsyncSession, show: Show) -> PublishOptions:
-        segments = await asyncio.to_thread(read_recording, recording_dir(self.recordings, show.id))
+        segments = await self._segments(show.id)
         return PublishOptions(
             recorded_s=sum(s.duration_s for s in segments),
             blocked_by=await blocking_tracks(db, show.id, self._clock.now().date()),
@@ -185,7 +188,7 @@ class Replays:
         )
         if existing is not None and existing.state is not ReplayState.failed:
             raise ApiError(409, "replay_exists", f"the {kind} replay is already {existing.state}")
-        segments = await asyncio.to_thread(read_recording, recording_dir(self.recordings, show.id))
+        segments = await self._segments(show.id)
         if not segments:
             raise ApiError(409, "not_recorded", "this show has no recording to publish")
         if kind is ReplayKind.full:
@@ -280,7 +283,7 @@ class Replays:
             plays = [played(p, t) for p, t in await plays_with_licences(db, show.id)]
             kind, show_id, title = replay.kind, show.id, show.title
             artist = show.host.display_name
-        segments = await asyncio.to_thread(read_recording, recording_dir(self.recordings, show_id))
+        segments = await self._segments(show_id)
         if not segments:
             raise ValueError("the recording is gone")
         recorded = editing.Span(segments[0].wallclock, segments[-1].end_wallclock)
