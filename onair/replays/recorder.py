@@ -235,7 +235,7 @@ def segment_audio(path: Path) -> Iterator[Samples]:
                 pcm = frame.to_ndarray()
                 if frame.format.is_packed:
                     pcm = pcm.reshape(-1, CHANNELS).T
-                yield (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+                yield pcm.astype(np.float32) / np.float32(32768.0)
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         log.warning("recording %s ends early: %s", path, exc)
 
