@@ -27,8 +27,9 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal, TextIO
+from typing import Annotated, Literal, TextIO
 
+from pydantic import Field
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,6 +102,8 @@ def _day(value: date | str, name: str) -> date:
         raise PeriodError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+# A line of the report; the JSON API answers these as they are (no docstring: it would become
+# the schema's description).
 @dataclass(frozen=True)
 class Recording:
     track_id: int
@@ -109,7 +112,9 @@ class Recording:
     isrc: str
     album: str
     label: str
-    performances: int
+    performances: Annotated[
+        int, Field(description="Actual total performances: listeners, once per play.")
+    ]
     plays: int
 
 

@@ -40,17 +40,6 @@ async def _analytics_of(db: AsyncSession, ctx: Ctx, show_id: int, user: User) ->
 # --- the royalty report
 
 
-class Recording(BaseModel):
-    track_id: int
-    featured_artist: str
-    title: str
-    isrc: str
-    album: str
-    label: str
-    performances: int = Field(description="Actual total performances: listeners, once per play.")
-    plays: int
-
-
 class ReportTotals(BaseModel):
     recordings: int
     plays: int
@@ -64,7 +53,7 @@ class RoyaltyReport(BaseModel):
     first_day: date
     last_day: date
     totals: ReportTotals
-    recordings: list[Recording]
+    recordings: list[report.Recording]
 
 
 @router.get(
@@ -111,7 +100,7 @@ async def royalty_report(
                 performances=sum(r.performances for r in rows),
                 aggregate_tuning_hours=round(ath, 3),
             ),
-            recordings=[Recording(**r.__dict__) for r in rows],
+            recordings=rows,
         )
     out = io.StringIO()
     totals = await report.write_report(
