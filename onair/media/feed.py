@@ -41,12 +41,6 @@ class _Closable(Protocol):
 
 
 @runtime_checkable
-class _CountsListeners(Protocol):
-    @property
-    def listener_count(self) -> int: ...
-
-
-@runtime_checkable
 class _CountsAudience(Protocol):
     @property
     def audience(self) -> Audience: ...
@@ -179,15 +173,8 @@ class ProgramFeed:
         with self._lock:
             return self._shared.get(key)
 
-    @property
-    def listener_count(self) -> int:
-        """Listeners across the outputs that count them (for the play log)."""
-        with self._lock:
-            outputs = list(self._shared.values())
-        return sum(o.listener_count for o in outputs if isinstance(o, _CountsListeners))
-
     def audience(self) -> Audience:
-        """Listeners by kind across the outputs that tell (the analytics' samples)."""
+        """Listeners by kind across the outputs that tell (the play log, the analytics' samples)."""
         with self._lock:
             outputs = list(self._shared.values())
         total = Audience()
