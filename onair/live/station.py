@@ -142,13 +142,13 @@ class LiveShow:
                 windows=self._windows,
                 songs=self._songs,
             )
-            if self.options.licensing is not None:
+            if self.options.licensing is not None:  # else nothing asks the two below
                 line = await timeline(db, self.options.licensing, show)
                 self._heard = line.heard
-            ids = [c.track_id for c in candidates]
-            self._explicit = set(
-                await db.scalars(select(Track.id).where(Track.id.in_(ids), Track.explicit))
-            )
+                ids = [c.track_id for c in candidates]
+                self._explicit = set(
+                    await db.scalars(select(Track.id).where(Track.id.in_(ids), Track.explicit))
+                )
             genre = await genre_name(db, show.genre_id)
             info = StationInfo(
                 name=show.title,
