@@ -19,6 +19,7 @@ from onair.clock import Clock
 from onair.errors import ApiError, error_body, forbidden, not_found
 from onair.moderation import audit
 from onair.replays import editing
+from onair.replays.feed import episode_title
 from onair.replays.models import Replay, ReplayKind, ReplayState
 from onair.replays.recorder import RecordedSegment, read_recording, recording_dir
 from onair.royalties.models import PlayLog
@@ -281,7 +282,7 @@ class Replays:
             if show is None:
                 return
             plays = [played(p, t) for p, t in await plays_with_licences(db, show.id)]
-            kind, show_id, title = replay.kind, show.id, show.title
+            kind, show_id, label = replay.kind, show.id, episode_title(replay, show)
             artist = show.host.display_name
         segments = await self._segments(show_id)
         if not segments:
@@ -291,7 +292,6 @@ class Replays:
             recorded, plays
         )
         out = self.replays / f"show-{show_id}" / f"replay-{replay_id}-{kind}.mp3"
-        label = f"{title} (talk)" if kind is ReplayKind.talk else title
         rendered = await asyncio.to_thread(
             editing.render_mp3, segments, plan, out, title=label, artist=artist
         )
