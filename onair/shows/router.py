@@ -335,10 +335,9 @@ async def cover(show_id: PathId, db: Db) -> FileResponse:
 )
 async def get_queue(show_id: PathId, user: MaybeUser, ctx: Ctx, db: Db) -> QueueOut:
     show = await service.get_show(db, show_id)
-    items = await service.queue_items(db, show)
     if user is not None and await crew.is_crew(db, show, user):
         return await crew_queue(ctx, db, show)
-    return queue_out(items, crew_view=False)
+    return queue_out(await service.queue_items(db, show), crew_view=False)
 
 
 def queue_out(
