@@ -161,24 +161,26 @@ async def check_candidates(
     out: dict[int, Check] = {}
     for track in tracks:
         at = line.next_start
-        problems = track_problems(licensing, show, track, now)
-        if not problems:
-            lapse = window_problem(track.licence, at)
-            if lapse is not None:
-                problems.append(_lapses(lapse, at))
+        problems = _until_heard(track_problems(licensing, show, track, now), track, at)
         candidate = [*slots, Slot(song_of(track), at)]
         problems += _rule_problems(licensing, breaches(licensing.rules, candidate, len(slots)))
         out[track.id] = Check(problems, at)
     return out
 
 
-def _lapses(problem: Problem, at: datetime) -> Problem:
-    return Problem(
-        "licence_lapses",
-        f"{problem.message} by the time it would play (about {at:%Y-%m-%d %H:%M} UTC), "
-        "so it would be skipped",
-        blocking=False,
-    )
+def _until_heard(problems: list[Problem], track: Track, at: datetime) -> list[Problem]:
+    """`problems` (the song's now); with none, a warning if its licence lapses before `at`."""
+    lapse = None if problems else window_problem(track.licence, at)
+    if lapse is not None:
+        problems.append(
+            Problem(
+                "licence_lapses",
+                f"{lapse.message} by the time it would play (about {at:%Y-%m-%d %H:%M} UTC), "
+                "so it would be skipped",
+                blocking=False,
+            )
+        )
+    return problems
 
 
 async def check_queue(db: AsyncSession, licensing: Licensing, show: Show) -> dict[int, Check]:
@@ -188,11 +190,11 @@ async def check_queue(db: AsyncSession, licensing: Licensing, show: Show) -> dic
     found = check_all(licensing.rules, slots)
     out: dict[int, Check] = {}
     offset = len(line.heard)
+    now = licensing.clock.now()
     for n, (item, slot) in enumerate(line.queued):
-        problems = track_problems(licensing, show, item.track, licensing.clock.now())
-        lapse = window_problem(item.track.licence, slot.at)
-        if not problems and lapse is not None:
-            problems.append(_lapses(lapse, slot.at))
+        problems = _until_heard(
+            track_problems(licensing, show, item.track, now), item.track, slot.at
+        )
         problems += _rule_problems(licensing, found[offset + n])
         out[item.id] = Check(problems, slot.at)
     return out
