@@ -209,18 +209,29 @@ async def aggregate_tuning_hours(db: AsyncSession, period: Period, now: datetime
     )
     on_latest = and_(ListenerSample.show_id == latest.c.show_id, ListenerSample.at == latest.c.at)
     held = {s.show_id: s for s in await db.scalars(select(ListenerSample).join(latest, on_latest))}
+    # When each show in question ended, in one query; a show not ended holds until now.
+    sampled = select(ListenerSample.show_id).where(
+        ListenerSample.at >= start, ListenerSample.at < end
+    )
+    ended = {
+        show: at
+        for show, at in await db.execute(
+            select(Show.id, Show.ended_at).where(
+                Show.status == ShowStatus.ended,
+                or_(Show.id.in_(sampled), Show.id.in_(list(held))),
+            )
+        )
+        if at is not None
+    }
     seconds = 0.0
     show_id: int | None = None
     value, since = 0, start
 
-    async def close(show: int, value: int, since: datetime) -> float:
+    def close(show: int, value: int, since: datetime) -> float:
         if value == 0:
             return 0.0
         # The show's last sample was not a closing one: it holds until the show ended (or now).
-        row = await db.get(Show, show)
-        until = now
-        if row is not None and row.status is ShowStatus.ended and row.ended_at is not None:
-            until = row.ended_at
+        until = ended.get(show, now)
         return value * max(0.0, (min(until, end) - since).total_seconds())
 
     in_period = (
@@ -233,16 +244,16 @@ async def aggregate_tuning_hours(db: AsyncSession, period: Period, now: datetime
     async for sample in stream:
         if sample.show_id != show_id:
             if show_id is not None:
-                seconds += await close(show_id, value, since)
+                seconds += close(show_id, value, since)
             show_id = sample.show_id
             before = held.pop(show_id, None)
             value, since = (before.total, start) if before is not None else (0, sample.at)
         seconds += value * (sample.at - since).total_seconds()
         value, since = sample.total, sample.at
     if show_id is not None:
-        seconds += await close(show_id, value, since)
+        seconds += close(show_id, value, since)
     for before in held.values():  # on air all through the period without a new sample
-        seconds += await close(before.show_id, before.total, start)
+        seconds += close(before.show_id, before.total, start)
     return seconds / 3600
 
 
