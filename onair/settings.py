@@ -150,6 +150,26 @@ class Settings(BaseSettings):
         description="Length of one recorded FLAC file: a crash loses at most the open one.",
     )
 
+    public_url: str = Field(
+        default="",
+        description="The site's public base URL (https://radio.example): absolute links in "
+        "embeds, oEmbed and the Alexa skill's stream URLs; empty: taken from each request.",
+    )
+    alexa_skill_id: str = Field(
+        default="",
+        description="The Alexa skill's application id (amzn1.ask.skill.…); requests for any "
+        "other skill are refused. Empty: refused all, unless alexa_verify is off.",
+    )
+    alexa_verify: bool = Field(
+        default=True,
+        description="Verify Alexa requests' signatures and timestamps; false only for local "
+        "development (logged as a warning at start).",
+    )
+    alexa_stream: Literal["aac", "hls"] = Field(
+        default="aac",
+        description="The stream Alexa plays: the Icecast-style AAC stream or HLS.",
+    )
+
     @field_validator("territories")
     @classmethod
     def _valid_territories(cls, value: str) -> str:
