@@ -17,6 +17,7 @@ from onair.context import OnAir
 from onair.csrf import CrossSiteGuard
 from onair.db.base import make_engine, make_sessionmaker
 from onair.errors import error_body, install_error_handlers
+from onair.integrations.routes import mount_integrations
 from onair.licensing.geoblock import TerritoryGuard
 from onair.licensing.router import router as licensing_router
 from onair.live.router import router as studio_router
@@ -146,5 +147,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(calendar_feeds)  # before the pages' /shows/{id}, which would take .ics
     app.include_router(webrtc_router(onair.stations.webrtc, onair.stations.media, authorize_voice))
     app.mount("/listen", stream_routes(onair.stations.feed))
+    mount_integrations(app)  # before the pages: /embed/{id} is framable, the rest is not
     mount_web(app)
     return app

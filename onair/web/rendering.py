@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from onair.accounts.models import User
 from onair.catalog.text import slugify
+from onair.integrations.links import embed_snippet, page_base
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -78,6 +79,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["iso"] = iso
     env.filters["utc"] = utc_text
     env.filters["slug"] = slugify
+    env.globals["public_base"] = page_base
+    env.globals["embed_snippet"] = embed_snippet
     return Jinja2Templates(env=env)
 
 
