@@ -29,6 +29,7 @@ from onair.replays.router import files as replay_files
 from onair.replays.router import router as replays_router
 from onair.replays.service import Replays
 from onair.requests.router import router as requests_router
+from onair.restream.router import router as restream_router
 from onair.rooms.router import router as rooms_router
 from onair.rooms.wire import RoomWire
 from onair.royalties.router import pages as analytics_pages
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(follows_pages)
     app.include_router(royalties_router)
     app.include_router(analytics_pages)
+    app.include_router(restream_router)
     app.include_router(replays_router)
     app.include_router(replay_files)
     app.include_router(calendar_feeds)  # before the pages' /shows/{id}, which would take .ics

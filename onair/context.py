@@ -15,6 +15,7 @@ from onair.live.registry import Stations
 from onair.live.station import StationSettings
 from onair.media.webrtc import WebRtcService
 from onair.ratelimit import RateLimiter
+from onair.restream.service import restream_settings
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
 from onair.shows.browse.service import TrendingBoard
@@ -67,6 +68,7 @@ class OnAir:
                 recordings=self.settings.recordings_path,
                 recording_segment_s=self.settings.recording_segment_s,
                 licensing=Licensing.of(self.settings, self.clock),
+                restream=restream_settings(self.settings),
             ),
         )
         s = self.settings

@@ -150,6 +150,24 @@ class Settings(BaseSettings):
         description="Length of one recorded FLAC file: a crash loses at most the open one.",
     )
 
+    restream_retry_first_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Restream: wait before retrying a failed RTMP destination; it doubles with "
+        "each failure in a row.",
+    )
+    restream_retry_max_s: float = Field(
+        default=60.0, ge=1, le=3600, description="Restream: the longest wait between two attempts."
+    )
+    restream_max_destinations: int = Field(
+        default=5, ge=1, le=50, description="RTMP destinations one host may keep."
+    )
+    restream_ffmpeg: str = Field(
+        default="ffmpeg",
+        description="The ffmpeg binary that relays restreams over RTMP (PyAV muxes, ffmpeg sends).",
+    )
+
     public_url: str = Field(
         default="",
         description="The site's public base URL (https://radio.example): absolute links in "

@@ -6,6 +6,7 @@ from onair.db.base import Base
 from onair.moderation.models import AuditEntry, CommunityRules, Report
 from onair.replays.models import Replay
 from onair.requests.models import SongRequest
+from onair.restream.models import RestreamDestination
 from onair.rooms.models import ChatMessage, RoomSanction, RoomSettings
 from onair.royalties.models import ListenerSample, PlayLog
 from onair.shows.browse.models import PLAY_LOG_LISTENING, ShowGenreSeconds
@@ -35,6 +36,7 @@ __all__ = [
     "QueueItem",
     "Replay",
     "Report",
+    "RestreamDestination",
     "RoomSanction",
     "RoomSettings",
     "Session",

@@ -26,8 +26,10 @@ from onair.live.autodj import AutoDj, Window, deck_track, genre_name, load_candi
 from onair.media.audience import Audience
 from onair.media.encoder import shared_encoder
 from onair.media.feed import ProgramFeed, StationInfo
+from onair.media.restream import RestreamSettings
 from onair.media.webrtc import GoneReason, ShowMedia, VoiceLink
 from onair.replays.recorder import ShowRecorder, start_recording
+from onair.restream import service as restream
 from onair.rooms.hub import RoomHub
 from onair.royalties import analytics
 from onair.royalties import service as play_log
@@ -93,6 +95,8 @@ class StationSettings:
     recording_segment_s: float = 300.0
     licensing: Licensing | None = None
     """Licence checks (and their clock); None plays whatever is queued."""
+    restream: RestreamSettings = field(default_factory=RestreamSettings)
+    """How pushes to the host's RTMP destinations retry."""
 
 
 @dataclass
@@ -191,6 +195,8 @@ class LiveShow:
             asyncio.create_task(self._count_listeners(), name=f"listeners-{self.show_id}"),
             asyncio.create_task(self._watch_licences(), name=f"licences-{self.show_id}"),
         ]
+        # On air first: a destination is pushed the program as it is, and never holds it up.
+        await restream.start_enabled(self.sessions, self.feed, self.options.restream)
         log.info("studio started show=%s autodj_candidates=%d", self.show_id, len(candidates))
 
     async def stop(self, *, ended: bool = True) -> None:
