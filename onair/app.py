@@ -21,7 +21,10 @@ from onair.integrations.routes import mount_integrations
 from onair.licensing.geoblock import TerritoryGuard
 from onair.licensing.router import router as licensing_router
 from onair.live.router import router as studio_router
+from onair.live.source_router import router as source_router
 from onair.media.icecast import StreamFront, stream_routes
+from onair.media.ingest import SourceIngest, serve_ingest
+from onair.media.source_keys import check_key
 from onair.media.whep import webrtc_router
 from onair.moderation.pages import router as moderation_pages
 from onair.moderation.router import router as moderation_router
@@ -83,12 +86,16 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     A stream never ends, so it is served straight onto the connection (as Icecast does)
     rather than through the app's middleware stack, which would cost more than the stream.
     """
-    app = create_app(settings, clock)
+    app = create_app(settings, clock, source_ingest=True)
     onair: OnAir = app.state.onair
     return TerritoryGuard(StreamFront(app, onair.stations.feed), onair)
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, *, source_ingest: bool = False
+) -> FastAPI:
+    """The app; `source_ingest` also runs the Icecast source ingest on `settings.source_port`
+    for the app's lifetime (`onair serve` does; tests that do not need it leave the port be)."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
@@ -100,11 +107,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     replays = Replays(onair.sessions, onair.clock, settings.recordings_path, settings.replays_path)
 
+    async def source_key_matches(show_id: int, key: str) -> bool:
+        async with onair.sessions() as db:
+            return await check_key(db, show_id, key)
+
+    ingest = SourceIngest(onair.stations.get, source_key_matches)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await onair.stations.resume()
         await replays.resume()
+        ingest_server = None
+        if source_ingest and settings.source_port:
+            ingest_server = await serve_ingest(ingest, settings.host, settings.source_port)
+            log.info("source ingest on %s:%s", settings.host, settings.source_port)
         yield
+        if ingest_server is not None:
+            ingest_server.close()
+            ingest.close()
         await replays.aclose()
         await onair.notifications.aclose()
         await onair.notifier.aclose()
@@ -119,6 +139,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.onair = onair
     app.state.replays = replays
+    app.state.ingest = ingest
     install_error_handlers(app)
 
     app.add_middleware(TerritoryGuard, onair=onair)  # 451 outside the territories
@@ -135,6 +156,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(hashtags_router)
     app.include_router(rooms_router)
     app.include_router(studio_router)
+    app.include_router(source_router)
     app.include_router(stage_router)
     app.include_router(requests_router)
     app.include_router(moderation_router)

@@ -354,7 +354,10 @@ def serve(
         seed_demo(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
+    settings = settings.model_copy(update={"host": bind_host})  # the source ingest binds it too
     console.print(f"OnAir is on air at [bold]http://{bind_host}:{bind_port}[/bold]")
+    if settings.source_port:
+        console.print(f"DJ software broadcasts to {bind_host}:{settings.source_port} (Icecast)")
     uvicorn.run(
         create_asgi(settings),
         host=bind_host,

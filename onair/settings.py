@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    source_port: int = Field(
+        default=8010,
+        ge=0,
+        le=65535,
+        description="Port of the Icecast source ingest (DJ software broadcasting into a live "
+        "show), on the same host as the web server; 0 turns it off.",
+    )
     secret_cookie_name: str = "onair_session"
     session_days: int = 30
     cookie_secure: bool | None = Field(

@@ -3,6 +3,7 @@
 from onair.accounts.models import Session, User
 from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
 from onair.db.base import Base
+from onair.media.source_keys import SourceKey
 from onair.moderation.models import AuditEntry, CommunityRules, Report
 from onair.replays.models import Replay
 from onair.requests.models import SongRequest
@@ -44,6 +45,7 @@ __all__ = [
     "ShowGenreSeconds",
     "ShowHashtag",
     "SongRequest",
+    "SourceKey",
     "StageEntry",
     "Track",
     "TrackArtist",

@@ -40,12 +40,16 @@ from onair.stage.service import Stage, user_of_voice
 from onair.studio.deck import (
     DeckEvent,
     DeckTrack,
+    LiveEnded,
+    LiveStarted,
+    LiveTitle,
     QueueEmpty,
     TrackEnded,
     TrackFailed,
     TrackStarted,
 )
 from onair.studio.frames import ProgramFrame
+from onair.studio.livesource import LiveSource, SourceBusy
 from onair.studio.studio import Studio
 
 log = logging.getLogger("onair.live")
@@ -357,6 +361,7 @@ class LiveShow:
             "crossfade_s": deck.crossfade_s,
             "music_level_db": round(level, 1) if math.isfinite(level) else None,
             "listeners": self.listeners(),
+            "source": _source_json(deck.live),
             "voices": {
                 vid: {"muted": v.muted, "active": v.active} for vid, v in self.studio.voices.items()
             },
@@ -388,6 +393,20 @@ class LiveShow:
 
     def media(self) -> ShowMedia:
         return ShowMedia(program=shared_encoder(self.feed, "opus"), open_voice=self.open_voice)
+
+    def open_source(self, name: str, container: str | None, title: str = "") -> LiveSource:
+        """A live source (DJ software) into the music deck; it goes on air once buffered."""
+        current = self.studio.deck.live
+        if current is not None and not current.off_air:
+            raise SourceBusy(f"a source already broadcasts into show {self.show_id}")
+        source = LiveSource(name, container, title=title)
+        source.start()
+        self.studio.deck.go_live(source)
+        log.info("live source connected show=%s source=%r", self.show_id, name)
+        self.rooms.publish(
+            self.show_id, "studio.source", {"state": "connected", "name": name}, crew_only=True
+        )
+        return source
 
     # --- what the program does ---------------------------------------------------------
 
@@ -428,12 +447,54 @@ class LiveShow:
                 "studio.track_failed",
                 {"track": _track_json(event.track), "reason": event.reason},
             )
+        elif isinstance(event, LiveStarted):
+            self._live_heard(event.source, event.pts, None)
+        elif isinstance(event, LiveTitle):
+            self._live_heard(event.source, event.pts, event.title)
+        elif isinstance(event, LiveEnded):
+            log.info(
+                "live source ended show=%s source=%r: %s",
+                self.show_id,
+                event.source.name,
+                event.reason,
+            )
+            self.rooms.publish(
+                self.show_id,
+                "studio.source",
+                {"state": "ended", "name": event.source.name, "reason": event.reason},
+                crew_only=True,
+            )
         elif isinstance(event, QueueEmpty):
             self.rooms.publish(
                 self.show_id,
                 "studio.auto_dj",
                 {"message": "the queue has run out: the auto-DJ is playing from the show's genre"},
             )
+
+    def _live_heard(self, source: LiveSource, pts: int, title: str | None) -> None:
+        """The live source went on air or sent a title: ICY, the page and the room follow."""
+        heard = title or source.title or self.feed.info.name
+        self.feed.set_title(pts, heard)
+        artist, _, song = heard.rpartition(" - ")
+        self.rooms.publish(
+            self.show_id,
+            "now_playing",
+            {
+                "track": {
+                    "id": None,
+                    "title": song,
+                    "artists": [artist] if artist else [],
+                    "duration_s": 0,
+                    "queue_item_id": None,
+                    "artwork_url": None,
+                },
+                "pts": pts,
+                "at": self.studio.wallclock_at(pts),
+                "auto_dj": False,
+                "live": True,
+            },
+            sticky=True,
+        )
 
     async def _track_started(self, event: TrackStarted) -> None:
         track = event.track
@@ -601,6 +662,12 @@ class LiveShow:
             return
         self._listeners_saved = listeners
         self._listeners_saved_at = time.monotonic()
+
+
+def _source_json(source: LiveSource | None) -> dict[str, Any] | None:
+    if source is None or source.off_air:
+        return None
+    return {"name": source.name, "title": source.title}
 
 
 def _track_json(track: DeckTrack, *, artwork: bool = False) -> dict[str, Any]:

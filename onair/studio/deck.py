@@ -38,13 +38,15 @@ import numpy.typing as npt
 
 from onair.studio.crossfade import fade_in_gain, fade_out_gain
 from onair.studio.frames import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Samples
-
-Plane = npt.NDArray[np.float32]
-"""One channel of decoded audio."""
+from onair.studio.livesource import LiveSource
+from onair.studio.ring import Plane, SampleRing
 
 __all__ = [
     "DeckEvent",
     "DeckTrack",
+    "LiveEnded",
+    "LiveStarted",
+    "LiveTitle",
     "MusicDeck",
     "QueueEmpty",
     "TrackEnded",
@@ -85,6 +87,11 @@ AUTO_DJ_RETRY_S: Final = 1.0
 FADER_SMOOTHING_S: Final = 0.05
 MAX_FADER_GAIN: Final = 2.0
 _DECODER_POLL_S: Final = 0.05
+# A live source (DJ software) takes over from the songs on air with a crossfade this long.
+LIVE_FADE_S: Final = 0.5
+# A live source whose buffer falls below this while its stream still runs has stopped sending:
+# the deck segues out of what is left into the next song rather than play a gap.
+LIVE_LOW_WATER_S: Final = 0.04
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,37 @@ class QueueEmpty:
     pts: int
 
 
-DeckEvent = TrackStarted | TrackEnded | TrackFailed | QueueEmpty
+@dataclass(frozen=True)
+class LiveStarted:
+    """A live source (DJ software) is heard from ``pts`` on."""
+
+    source: LiveSource
+    pts: int
+
+
+@dataclass(frozen=True)
+class LiveTitle:
+    """The live source's now-playing title, heard from ``pts`` on."""
+
+    source: LiveSource
+    title: str
+    pts: int
+
+
+@dataclass(frozen=True)
+class LiveEnded:
+    """The live source is off air: its stream ended, ran dry, or the crew took it off."""
+
+    source: LiveSource
+    pts: int
+    reason: str
+    heard: bool
+    """False when it ended before it ever went on air."""
+
+
+DeckEvent = (
+    TrackStarted | TrackEnded | TrackFailed | QueueEmpty | LiveStarted | LiveTitle | LiveEnded
+)
 
 
 def loudness_gain_db(
@@ -144,80 +181,12 @@ def loudness_gain_db(
     return min(MAX_TRACK_GAIN_DB, max(MIN_TRACK_GAIN_DB, target_lufs - loudness_lufs))
 
 
-class _SampleRing:
-    """A fixed ring of decoded samples with one writer (the decoder) and one reader (the deck).
-
-    The writer only fills free space and the reader only drains filled space, so the copies run
-    outside the lock; the lock guards the two counters that hand space from one to the other.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        # np.zeros pages are only committed when first written, so a ring that is never filled
-        # to capacity (the next song, pre-decoded for PREPARE_S) costs only what it holds.
-        self._buf: Samples = np.zeros((CHANNELS, capacity), dtype=np.float32)
-        self._capacity = capacity
-        self._start = 0
-        self._count = 0
-        self._lock = threading.Lock()
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    def write(self, chunk: Samples | Sequence[Plane], gain: float = 1.0) -> int:
-        """Store as much of ``chunk`` (one row of samples per channel) as fits, times ``gain``;
-        returns how many samples were taken."""
-        capacity = self._capacity
-        with self._lock:
-            count = self._count
-            at = self._start + count
-        n = min(len(chunk[0]), capacity - count)
-        if n <= 0:
-            return 0
-        if at >= capacity:
-            at -= capacity
-        first = min(n, capacity - at)
-        buf = self._buf
-        if first == n:
-            np.multiply(chunk[0][:n], gain, out=buf[0, at : at + n])
-            np.multiply(chunk[1][:n], gain, out=buf[1, at : at + n])
-        else:
-            for channel in range(CHANNELS):
-                row, out = chunk[channel], buf[channel]
-                np.multiply(row[:first], gain, out=out[at:])
-                np.multiply(row[first:n], gain, out=out[: n - first])
-        with self._lock:
-            self._count += n
-        return n
-
-    def read_into(self, out: Samples) -> int:
-        """Move up to ``out.shape[1]`` samples into ``out``; returns how many there were."""
-        # No lock to look: only the reader moves ``_start``, and the writer only ever adds to
-        # ``_count``, so a stale count just leaves new samples for the next read.
-        start, count = self._start, self._count
-        n = min(int(out.shape[1]), count)
-        if n <= 0:
-            return 0
-        capacity = self._capacity
-        first = min(n, capacity - start)
-        if first == n:
-            out[:, :n] = self._buf[:, start : start + n]
-        else:
-            out[:, :first] = self._buf[:, start:]
-            out[:, first:n] = self._buf[:, : n - first]
-        start += n
-        with self._lock:
-            self._start = start - capacity if start >= capacity else start
-            self._count -= n
-        return n
-
-
 class _TrackReader:
     """Decodes one track into its ring; every method but ``read_into`` runs on the decoder."""
 
     def __init__(self, track: DeckTrack, capacity: int, fill_target: int, gain: float) -> None:
         self.track = track
-        self.ring = _SampleRing(capacity)
+        self.ring = SampleRing(capacity)
         # The track's loudness gain, applied as decoded samples go into the ring: once per
         # sample in the decoder's batch rather than on the frame path.
         self.gain = gain
@@ -481,9 +450,11 @@ class _Player:
     segue halfway and resuming continues it.
     """
 
-    def __init__(self, reader: _TrackReader, auto_dj: bool) -> None:
+    def __init__(self, reader: _TrackReader | LiveSource, auto_dj: bool) -> None:
         self.reader = reader
-        self.track = reader.track
+        # A live source is no song of the catalog: it has a player but no track.
+        self.track = reader.track if isinstance(reader, _TrackReader) else None
+        self.live = reader if isinstance(reader, LiveSource) else None
         self.auto_dj = auto_dj
         self.position = 0
         self.delay = 0  # program samples still to pass before the first sample is heard
@@ -524,10 +495,13 @@ class _Player:
         self.successor_scheduled = True
 
     def remaining_estimate(self) -> float:
-        """Samples left to play: exact once decoded to the end, else from the catalog."""
+        """Samples left to play: exact once decoded to the end, else from the catalog; a live
+        source may end at any moment, so only what it has buffered counts."""
+        if self.live is not None:
+            return float(self.live.ring.count)
         if self.reader.finished:
             return float(self.reader.total - self.position)
-        if self.track.duration_s > 0:
+        if self.track is not None and self.track.duration_s > 0:
             return self.track.duration_s * SAMPLE_RATE - self.position
         return math.inf
 
@@ -567,6 +541,7 @@ class MusicDeck:
         self._upcoming: list[DeckTrack] = []
         self._prepared: _Prepared | None = None
         self._players: list[_Player] = []
+        self._live_pending: LiveSource | None = None
         self._playing = False
         self._skips = 0
         self._dry_reported = False
@@ -599,6 +574,26 @@ class MusicDeck:
         with self._lock:
             self._skips += 1
 
+    def go_live(self, source: LiveSource) -> None:
+        """Put a live source on air once it has buffered enough: the songs on air fade out
+        under it, and the queue waits, its next song prepared, until the source ends."""
+        with self._lock:
+            if self._closed:
+                source.take_off_air("the show has ended")
+                return
+            pending = self._live_pending
+            self._live_pending = source
+        if pending is not None and pending is not source:
+            pending.take_off_air("replaced by another source")
+
+    @property
+    def live(self) -> LiveSource | None:
+        """The live source on air, or waiting to go on air."""
+        for player in reversed(self._players):
+            if player.live is not None and not player.skipped:
+                return player.live
+        return self._live_pending
+
     def set_queue(self, tracks: Iterable[DeckTrack]) -> None:
         """Replace the upcoming songs (those after the one on air), in play order."""
         with self._lock:
@@ -627,9 +622,15 @@ class MusicDeck:
         """Stop the decoder and release every open file."""
         with self._lock:
             self._closed = True
+            sources = [p.live for p in self._players if p.live is not None]
+            if self._live_pending is not None:
+                sources.append(self._live_pending)
+            self._live_pending = None
             self._players.clear()
             self._prepared = None
             self._decoder.close()
+        for source in sources:
+            source.take_off_air("the show has ended")
 
     # -- state ----------------------------------------------------------------------------
 
@@ -663,7 +664,7 @@ class MusicDeck:
         """The latest song heard that is not being skipped away."""
         for player in reversed(self._players):
             if player.started and not player.skipped:
-                return player.track
+                return player.track  # None while a live source is on air
         return None
 
     @property
@@ -714,6 +715,8 @@ class MusicDeck:
         ``first`` player of a frame finds ``out`` silent, so its samples are read straight into
         it and faded there."""
         reader = player.reader
+        if player.live is not None and player.end_at is None:
+            player.live.trim()
         skip = 0
         if player.delay:
             skip = min(player.delay, FRAME_SAMPLES)
@@ -733,7 +736,12 @@ class MusicDeck:
         if got > 0:
             if not player.started:
                 player.started = True
-                self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
+                if player.track is not None:
+                    self._emit(TrackStarted(player.track, self._heard(skip), player.auto_dj))
+                elif player.live is not None:
+                    self._emit(LiveStarted(player.live, self._heard(skip)))
+            if player.live is not None and (title := player.live.title_due()) is not None:
+                self._emit(LiveTitle(player.live, title, self._heard(skip)))
             samples = view if got == wanted else view[:, :got]
             position = player.position
             if (player.fade_in_len and position < player.fade_in_len) or (
@@ -770,7 +778,14 @@ class MusicDeck:
         for player in [p for p in self._players if p.ended_pts is not None]:
             assert player.ended_pts is not None
             self._players.remove(player)
+            if isinstance(player.reader, LiveSource):
+                source = player.reader
+                source.take_off_air("taken off air")
+                reason = source.end_reason or "ended"
+                self._emit(LiveEnded(source, player.ended_pts, reason, heard=player.started))
+                continue
             self._decoder.discard(player.reader)
+            assert player.track is not None
             self._emit(
                 TrackEnded(
                     player.track,
@@ -792,8 +807,11 @@ class MusicDeck:
             self._cut_now() if silent else self._skip_now()
         if not self._playing:
             return
+        if self._live_pending is not None:
+            self._take_live_if_ready(self._live_pending)
         if not self._players:
             self._start_prepared(delay=0, fade_in=0)
+        self._watch_live()
         self._schedule_segue()
         if self._prepared is None and not self._upcoming and self._pts >= self._next_auto_dj_pts:
             self._ask_auto_dj_if_due()
@@ -814,9 +832,10 @@ class MusicDeck:
             self._failed_items.add(_item_key(prepared.reader.track))
             self._report_failure(prepared.reader)
         for player in self._players:
-            if player.reader.failure is not None and not player.failure_reported:
+            reader = player.reader
+            if isinstance(reader, _TrackReader) and reader.failure and not player.failure_reported:
                 player.failure_reported = True
-                self._report_failure(player.reader)
+                self._report_failure(reader)
 
     def _report_failure(self, reader: _TrackReader) -> None:
         reason = reader.failure or "unknown"
@@ -899,15 +918,55 @@ class MusicDeck:
     def _lead(self) -> _Player | None:
         return self._players[-1] if self._players else None
 
+    def _take_live_if_ready(self, source: LiveSource) -> None:
+        if not source.ready:
+            if source.finished:  # it ended before it had enough to go on air
+                self._live_pending = None
+                source.take_off_air("ended before it could go on air")
+                reason = source.end_reason or "ended"
+                self._emit(LiveEnded(source, self._heard(0), reason, heard=False))
+            return
+        self._live_pending = None
+        fade = _seconds_to_samples(LIVE_FADE_S)
+        for player in list(self._players):
+            if player.started:
+                player.skipped = True
+                player.fade_out_now(fade)
+            else:
+                self._hold_back(player)
+        live = _Player(source, auto_dj=False)
+        live.fade_in_len = fade if self._players else 0
+        self._players.append(live)
+
+    def _hold_back(self, player: _Player) -> None:
+        """A song about to segue in waits, prepared, until the live source ends."""
+        self._players.remove(player)
+        reader = player.reader
+        assert isinstance(reader, _TrackReader)
+        if self._prepared is not None:
+            self._decoder.discard(self._prepared.reader)
+        self._prepared = _Prepared(reader, player.auto_dj)
+        if not player.auto_dj:
+            self._upcoming.insert(0, reader.track)
+
+    def _watch_live(self) -> None:
+        lead = self._lead()
+        if lead is None or lead.live is None or not lead.started or lead.live.finished:
+            return
+        if lead.live.ring.count < _seconds_to_samples(LIVE_LOW_WATER_S):
+            lead.live.stall()
+
     def _schedule_segue(self) -> None:
         lead = self._players[-1] if self._players else None
         if lead is None or lead.successor_scheduled or not lead.reader.finished:
             return
-        remaining = lead.reader.total - lead.position
+        # A live source's ring may have been trimmed: its end is what it holds now.
+        total = lead.position + lead.live.ring.count if lead.live is not None else lead.reader.total
+        remaining = total - lead.position
         if remaining > self._crossfade + FRAME_SAMPLES:
             return
         length = min(self._crossfade, remaining)
-        fade_at = lead.reader.total - length
+        fade_at = total - length
         delay = lead.delay + fade_at - lead.position
         if self._start_prepared(delay=delay, fade_in=length) is None:
             # Nothing ready to follow: the song plays out its own ending untouched.
@@ -915,7 +974,7 @@ class MusicDeck:
         lead.successor_scheduled = True
         lead.fade_out_at = fade_at
         lead.fade_out_len = length
-        lead.end_at = lead.reader.total
+        lead.end_at = total
 
     def _skip_now(self) -> None:
         length = _seconds_to_samples(SKIP_FADE_S)
@@ -955,7 +1014,8 @@ class MusicDeck:
         )
         if not due:
             return
-        if not self._dry_reported:
+        # While a live source plays, a pick is prepared for when it ends: no news for the crew.
+        if not self._dry_reported and (lead is None or lead.live is None):
             self._dry_reported = True
             self._emit(QueueEmpty(self._heard(0)))
         if self._on_need_track is None:
