@@ -31,7 +31,7 @@ from ask_sdk_core.handler_input import HandlerInput
 from ask_sdk_core.skill import CustomSkill
 from ask_sdk_core.skill_builder import SkillBuilder
 from ask_sdk_core.utils.predicate import is_intent_name, is_request_type
-from ask_sdk_core.utils.request_util import get_slot_value
+from ask_sdk_core.utils.request_util import get_slot
 from ask_sdk_model.interfaces.audioplayer.audio_item import AudioItem
 from ask_sdk_model.interfaces.audioplayer.audio_item_metadata import AudioItemMetadata
 from ask_sdk_model.interfaces.audioplayer.clear_behavior import ClearBehavior
@@ -257,7 +257,8 @@ class _Skill:
         return self._tell(handler_input, speech, listen=True)
 
     def play(self, handler_input: HandlerInput) -> Response:
-        query = str(get_slot_value(handler_input, QUERY_SLOT) or "").strip()
+        slot = get_slot(handler_input, QUERY_SLOT)
+        query = str(getattr(slot, "value", None) or "").strip()
         if not query:
             return self._tell(handler_input, "What should I play? " + REPROMPT, listen=True)
         show = self.shows.best_match(query[:200])
