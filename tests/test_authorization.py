@@ -276,6 +276,9 @@ ROWS = (
     Row("POST", f"{SHOW}/studio/play", CREW, live=True),
     Row("POST", f"{SHOW}/studio/pause", CREW, live=True),
     Row("POST", f"{SHOW}/studio/skip", CREW, live=True),
+    # the source ingest's settings and the show's secret key (DJ software), and a new key
+    Row("GET", f"{SHOW}/source", CREW),
+    Row("POST", f"{SHOW}/source/rotate", CREW),
     # the stage: each persona has a caller waiting, and each of the crew one on the line
     Row("GET", f"{SHOW}/stage", PUBLIC, live=True),  # the call-in queue only for the crew
     Row("POST", f"{SHOW}/stage/call", IN_ROOM, {"topic": "a question"}, live=True),
