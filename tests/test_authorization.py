@@ -450,6 +450,10 @@ ROWS = (
         live=True,
         prepare=_host_line,
     ),
+    # integrations: Alexa signs its requests (an unsigned one is a 400 for anyone); oEmbed and
+    # the embeddable player are for any site
+    Row("POST", "/integrations/alexa", PUBLIC, {"version": "1.0"}),
+    Row("GET", "/oembed", PUBLIC, query="?url=http://testserver/shows/1&format=json"),
 )
 
 # Path parameters a row does not name itself.
@@ -1026,6 +1030,7 @@ PAGES = (
     ("/moderation", "L F F F F F + + L"),
     ("/moderation/audit", "L F F F F F F + L"),
     ("/notifications", "L + + + + + + + L"),
+    ("/embed/{show_id}", "+ + + + + + + + +"),  # the embeddable player: anyone, on any site
 )
 
 

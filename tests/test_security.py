@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
 from onair.csrf import origin_allowed
+from onair.integrations.embed.router import pages as embed_pages
 from onair.moderation.pages import router as moderation_pages
 from onair.shows.discovery.pages import router as discovery_pages
 from onair.shows.follows.pages import router as follows_pages
@@ -208,7 +209,7 @@ async def jazz(app: FastAPI, clock: FakeClock) -> str:
     return "jazz"
 
 
-PAGE_ROUTERS = (web_router, moderation_pages, follows_pages, discovery_pages)
+PAGE_ROUTERS = (web_router, moderation_pages, follows_pages, discovery_pages, embed_pages)
 # Routes of those routers that answer something other than a page.
 _NOT_PAGES = ("/api/", "/listen/", "/calendar/", "/static", "/integrations/")
 _NOT_PAGE_SUFFIXES = (".ics", ".m3u", ".pls", ".m3u8", ".mp3", ".aac", ".json")
@@ -259,7 +260,10 @@ async def test_every_page_forbids_inline_scripts(
                 assert r.headers["content-type"].startswith("text/html"), (url, r.status_code)
                 assert_no_inline_script(r)
                 assert r.headers["x-content-type-options"] == "nosniff"
-                assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+                # Only the embeddable player may be framed, by any site; no other page at all.
+                framing = "*" if url.startswith("/embed/") else "'none'"
+                policy = _directives(r.headers["content-security-policy"])
+                assert policy["frame-ancestors"] == [framing], (url, policy)
     # Moderators' pages answer these two visitors with an HTML refusal (checked above too).
     staff_only = {"/moderation", "/moderation/audit"}
     assert rendered == (set(urls) - staff_only) | {"/search?q=harbour"}
