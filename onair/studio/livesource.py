@@ -238,7 +238,7 @@ class LiveSource:
 
     def _decode_stream(self) -> None:
         # Small probes: FFmpeg must not wait for seconds of a live stream before the first frame.
-        options = {"probesize": "8192", "analyzeduration": "0", "fflags": "nobuffer"}
+        options = {"probesize": "8192", "analyzeduration": "0"}
         container = av.open(
             self._pipe, mode="r", format=self.container, options=options, buffer_size=_READ_CHUNK
         )
