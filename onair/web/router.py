@@ -182,6 +182,11 @@ async def console_page(
         "queue_json": queue.model_dump(mode="json"),
         "genres": await catalog.list_genres(db),
         "sees_analytics": await analytics.may_see(db, show, viewer),
+        # Where DJ software connects; the key itself is fetched only when the host asks.
+        "source": {
+            "server": request.url.hostname or ctx.settings.host,
+            "port": ctx.settings.source_port,
+        },
     }
     return render(request, "console.html", context, viewer=viewer)
 

@@ -412,21 +412,20 @@ async def test_wrong_keys_poke_and_shows_that_are_not_live(world: World) -> None
         assert poke.startswith(b"HTTP/1.0 200")
 
 
-def test_listeners_never_see_the_key(world: World) -> None:
-    async def check() -> None:
-        async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-            r = await http.get("/api/v1/shows/1/source")
-            assert r.status_code == 401
-            page = await http.get("/shows/1")
-            key = world.server.call(_key_of(world, 1))
-            assert key not in page.text
-
-    asyncio.run(check())
-
-
-async def _key_of(world: World, show_id: int) -> str:
-    from onair.media.source_keys import SourceKey
-
-    async with world.server.app.state.onair.sessions() as db:
-        row = await db.get(SourceKey, show_id)
-        return row.key if row else "-no key-"
+async def test_the_console_shows_the_settings_and_listeners_never_see_the_key(
+    world: World,
+) -> None:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
+        show = await go_live(world, http)
+        console = await http.get(f"/shows/{show.show_id}/console")
+        assert console.status_code == 200
+        assert "Broadcast from DJ software" in console.text
+        assert f"<code>{world.source_port}</code>" in console.text
+        assert show.key not in console.text  # fetched only when the host asks
+        assert show.settings["url"].endswith(f":{world.source_port}/{show.show_id}")
+        async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as anonymous:
+            assert (await anonymous.get(f"/api/v1/shows/{show.show_id}/source")).status_code == 401
+            for path in (f"/shows/{show.show_id}", f"/api/v1/shows/{show.show_id}"):
+                page = await anonymous.get(path)
+                assert page.status_code == 200 and show.key not in page.text
+        await http.post(f"/api/v1/shows/{show.show_id}/end")
