@@ -135,6 +135,8 @@ class LiveShow:
     """What the show played in the rules' window, oldest first."""
     _sampler: analytics.AudienceSampler = field(init=False)
     _recorder: ShowRecorder | None = field(init=False, default=None)
+    _live_title: str | None = field(init=False, default=None)
+    """What the live source (DJ software) on air is playing, while one is."""
 
     async def start(self) -> None:
         async with self.sessions() as db:
@@ -354,9 +356,12 @@ class LiveShow:
         deck = self.studio.deck
         playing = deck.now_playing
         level = deck.level_db
+        on_air = _track_json(playing) if playing else None
+        if playing is None and self._live_title is not None:
+            on_air = _live_json(self._live_title)
         return {
             "playing": deck.playing,
-            "now_playing": _track_json(playing) if playing else None,
+            "now_playing": on_air,
             "position_s": round(deck.position_s, 2),
             "crossfade_s": deck.crossfade_s,
             "music_level_db": round(level, 1) if math.isfinite(level) else None,
@@ -452,6 +457,8 @@ class LiveShow:
         elif isinstance(event, LiveTitle):
             self._live_heard(event.source, event.pts, event.title)
         elif isinstance(event, LiveEnded):
+            if event.heard:
+                self._live_title = None
             log.info(
                 "live source ended show=%s source=%r: %s",
                 self.show_id,
@@ -475,19 +482,12 @@ class LiveShow:
         """The live source went on air or sent a title: ICY, the page and the room follow."""
         heard = title or source.title or self.feed.info.name
         self.feed.set_title(pts, heard)
-        artist, _, song = heard.rpartition(" - ")
+        self._live_title = heard
         self.rooms.publish(
             self.show_id,
             "now_playing",
             {
-                "track": {
-                    "id": None,
-                    "title": song,
-                    "artists": [artist] if artist else [],
-                    "duration_s": 0,
-                    "queue_item_id": None,
-                    "artwork_url": None,
-                },
+                "track": _live_json(heard),
                 "pts": pts,
                 "at": self.studio.wallclock_at(pts),
                 "auto_dj": False,
@@ -662,6 +662,20 @@ class LiveShow:
             return
         self._listeners_saved = listeners
         self._listeners_saved_at = time.monotonic()
+
+
+def _live_json(title: str) -> dict[str, Any]:
+    """A live source's "Artist - Title" in the shape of a track (no id: not in the catalog)."""
+    artist, _, song = title.rpartition(" - ")
+    return {
+        "id": None,
+        "title": song,
+        "artists": [artist] if artist else [],
+        "duration_s": 0,
+        "queue_item_id": None,
+        "artwork_url": None,
+        "live": True,
+    }
 
 
 def _source_json(source: LiveSource | None) -> dict[str, Any] | None:

@@ -302,6 +302,12 @@ async def test_ffmpeg_put_is_heard_titled_and_falls_back_when_it_freezes(
             listener = await run_peer(world, show, process, "DJ Tone - Concert A")
             check_hears_440(listener)
             assert listener.titles[-1] == "DJ Tone - Concert A", listener.titles
+            heard = (await studio_state(show))["now_playing"]
+            assert (heard["title"], heard["artists"], heard["id"]) == (
+                "Concert A",
+                ["DJ Tone"],
+                None,
+            )
             # A second source into the same show is refused as a busy mount.
             busy = await put_status(world, show.show_id, show.key)
             assert busy == 409

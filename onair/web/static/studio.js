@@ -318,6 +318,11 @@ export function createStudio(panel, { showId, voiceId, onHeard, onQueueChanged, 
       case "studio.auto_dj":
         if (!state) log(sentence(event.message));
         break;
+      case "studio.source":
+        if (state) break;
+        if (event.state === "connected") log(`DJ software connected (${event.name}): its music goes on air in a moment.`);
+        else log(`DJ software stopped (${event.reason}); the queue carries on.`);
+        break;
       case "studio.track_failed":
         if (state) break;
         log(`Could not play “${event.track.title}” (${event.reason}); skipped to the next song.`, "error");
