@@ -41,3 +41,4 @@ function onEvent(event, { state }) {
 }
 
 const room = card.dataset.status === "ended" ? null : joinRoom(showId, { onEvent });
+card.dataset.ready = "yes"; // wired: the button listens (tests wait for this)
