@@ -23,10 +23,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import io
 import logging
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -238,6 +240,7 @@ class _Connection:
             self.push.encoder.detach(self.sink)
 
     def _run(self) -> None:
+        _background_priority(threading.get_native_id())
         try:
             self._send()
         except Exception as exc:  # a broken pipe, a failed encoder: all mean "try again"
@@ -261,28 +264,24 @@ class _Connection:
             stderr=subprocess.PIPE,
         )
         assert relay.stdin is not None and relay.stdout is not None and relay.stderr is not None
+        _background_priority(relay.pid)
         for stream, read in ((relay.stdout, self._read_progress), (relay.stderr, self._read_log)):
             threading.Thread(target=read, args=(stream,), daemon=True).start()
         container: Any = av.open(
             _Pipe(self, relay.stdin.fileno()), "w", format="flv", buffer_size=4096
         )
         try:
-            video = container.add_stream("libx264", rate=settings.video_fps)
-            video.width, video.height = settings.video_size
-            video.pix_fmt = "yuv420p"
-            video.codec_context.gop_size = max(1, round(settings.keyframe_s * settings.video_fps))
-            video.codec_context.options = {"preset": "ultrafast", "tune": "stillimage", "bf": "0"}
-            # Opened by the container only so the FLV header carries AAC-LC 48 kHz stereo's
-            # configuration: the packets come already encoded from the shared encoder.
-            audio = container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
-            audio.bit_rate = push.encoder.bit_rate
+            still = push.stills.get(push.card, settings, push.encoder.bit_rate)
+            # Copies of the still's streams: their codec configuration for the FLV header, and
+            # no encoder of their own (the video is the still's GOP, the audio the shared AAC).
+            video = container.add_stream_from_template(still.video, opaque=True)
+            audio = container.add_stream_from_template(still.audio, opaque=True)
             container.start_encoding()
-            gop = _still_gop(video, push.card_image(), video.codec_context.gop_size)
             if push.stopping:
                 return
             push.encoder.attach(self.sink)
             self._attached = True
-            self._mux(container, video, audio, gop)
+            self._mux(container, video, audio, still.gop)
         finally:
             _close_quietly(container)
 
@@ -324,20 +323,25 @@ class _Connection:
 
     def _read_progress(self, stream: IO[bytes]) -> None:
         """ffmpeg's `-progress` report: once it has sent something, the destination is live."""
-        for line in stream:
-            name, _, value = line.decode("utf-8", "replace").strip().partition("=")
-            if name != "out_time_us" or not value.isdigit() or int(value) <= 0:
-                continue
-            self.sent_s = int(value) / 1e6
-            self.progress_at = time.monotonic()
-            if self.live_since is None:
-                self.live_since = time.time()
+        with stream:
+            for line in stream:
+                self._progress(line)
+
+    def _progress(self, line: bytes) -> None:
+        name, _, value = line.decode("utf-8", "replace").strip().partition("=")
+        if name != "out_time_us" or not value.isdigit() or int(value) <= 0:
+            return
+        self.sent_s = int(value) / 1e6
+        self.progress_at = time.monotonic()
+        if self.live_since is None:
+            self.live_since = time.time()
 
     def _read_log(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            text = line.decode("utf-8", "replace").strip()
-            if text:
-                self._stderr.append(text)
+        with stream:
+            for line in stream:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    self._stderr.append(text)
 
     def _relay_error(self) -> str | None:
         """ffmpeg's last words: the line that says what went wrong ("…: Connection refused")."""
@@ -356,6 +360,14 @@ class _Connection:
         except subprocess.TimeoutExpired:
             relay.kill()
             relay.wait()
+
+
+def _background_priority(task: int) -> None:
+    """Lets the studio win the CPU: a push is background work (Linux: a thread id or a pid)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, task, min(19, os.getpriority(os.PRIO_PROCESS, task) + 10))
 
 
 def _relay_command(settings: RestreamSettings, url: str) -> list[str]:
@@ -393,18 +405,55 @@ def _relay_command(settings: RestreamSettings, url: str) -> list[str]:
     ]
 
 
-def _still_gop(video: Any, image: Image.Image, length: int) -> list[tuple[bytes, bool]]:
-    """One closed GOP of the still image (a keyframe, then near-empty frames): replayed for as
-    long as the push lasts, so the video costs no encoding after the first two seconds' worth."""
-    frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")  # type: ignore[no-untyped-call]
-    packets: list[tuple[bytes, bool]] = []
-    for i in range(length):
-        frame.pts = i
-        packets += [(bytes(p), bool(p.is_keyframe)) for p in video.encode(frame)]
-    packets += [(bytes(p), bool(p.is_keyframe)) for p in video.encode(None)]
-    if not packets or not packets[0][1]:
-        raise RuntimeError("the video encoder gave no keyframe for the title card")
-    return packets
+class _Still:
+    """A title card encoded once for every connection of every destination of a show: one
+    closed GOP of H.264 (a keyframe, then near-empty frames), replayed for as long as a push
+    lasts, and the prototype streams a connection copies its codec configuration from."""
+
+    def __init__(self, card: TitleCard, settings: RestreamSettings, audio_bit_rate: int) -> None:
+        image = draw_title_card(card, settings.video_size)
+        # An in-memory FLV that is never read: only its two opened encoders' streams are used.
+        self._container: Any = av.open(io.BytesIO(), "w", format="flv")
+        video = self._container.add_stream("libx264", rate=settings.video_fps)
+        video.width, video.height = settings.video_size
+        video.pix_fmt = "yuv420p"
+        length = max(1, round(settings.keyframe_s * settings.video_fps))
+        video.codec_context.gop_size = length
+        video.codec_context.options = {
+            "preset": "ultrafast",
+            "tune": "stillimage",
+            "bf": "0",
+            "threads": "1",  # one frame, once: no pool of threads competing with the studio
+        }
+        audio = self._container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
+        audio.bit_rate = audio_bit_rate  # as the shared encoder's (its configuration is the same)
+        self._container.start_encoding()
+        frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")  # type: ignore[no-untyped-call]
+        gop: list[tuple[bytes, bool]] = []
+        for i in range(length):
+            frame.pts = i
+            gop += [(bytes(p), bool(p.is_keyframe)) for p in video.encode(frame)]
+        gop += [(bytes(p), bool(p.is_keyframe)) for p in video.encode(None)]
+        if not gop or not gop[0][1]:
+            raise RuntimeError("the video encoder gave no keyframe for the title card")
+        self.gop = gop
+        self.video, self.audio = video, audio
+
+
+class _Stills:
+    """The show's encoded title cards, made on first use by a connection's thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[TitleCard, RestreamSettings, int], _Still] = {}
+
+    def get(self, card: TitleCard, settings: RestreamSettings, audio_bit_rate: int) -> _Still:
+        key = (card, settings, audio_bit_rate)
+        with self._lock:
+            still = self._made.get(key)
+            if still is None:
+                still = self._made[key] = _Still(card, settings, audio_bit_rate)
+            return still
 
 
 def _close_quietly(container: Any) -> None:
@@ -433,6 +482,7 @@ class RtmpPush:
         settings: RestreamSettings | None = None,
         *,
         encoder: Encoder | None = None,
+        stills: _Stills | None = None,
     ) -> None:
         self.feed = feed
         self.target = target
@@ -442,7 +492,7 @@ class RtmpPush:
         self.dropped = 0
         self.stopping = False
         self._wake = threading.Event()
-        self._image: Image.Image | None = None
+        self.stills = stills or _Stills()
         self._status = PushStatus(target.destination_id, target.name, PushState.connecting)
         self._connection: _Connection | None = None
         self._thread = threading.Thread(
@@ -482,11 +532,6 @@ class RtmpPush:
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
-
-    def card_image(self) -> Image.Image:
-        if self._image is None:
-            self._image = draw_title_card(self.card, self.settings.video_size)
-        return self._image
 
     # --- the supervisor thread
 
@@ -568,6 +613,7 @@ class ShowRestream:
         self.settings = settings or RestreamSettings()
         self._pushes: dict[int, RtmpPush] = {}
         self._last: dict[int, PushStatus] = {}
+        self._stills = _Stills()
         self._closed = False
 
     def start(self, target: RtmpTarget, card: TitleCard) -> PushStatus:
@@ -575,7 +621,7 @@ class ShowRestream:
         if self._closed or self.feed.closed:
             raise RuntimeError(f"show {self.feed.show_id} has ended")
         self.stop(target.destination_id)
-        push = RtmpPush(self.feed, target, card, self.settings)
+        push = RtmpPush(self.feed, target, card, self.settings, stills=self._stills)
         self._pushes[target.destination_id] = push
         push.start()
         return push.status
