@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,17 @@ async def go_live(world: World, http: httpx.AsyncClient) -> LiveShow:
     source = (await http.get(f"/api/v1/shows/{show['id']}/source")).json()
     assert (await http.post(f"/api/v1/shows/{show['id']}/live")).status_code == 200
     return LiveShow(int(show["id"]), source["key"], http, source)
+
+
+@contextlib.asynccontextmanager
+async def live_show(world: World) -> AsyncIterator[LiveShow]:
+    """A new live show of the host's, ended afterwards whatever happens."""
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
+        show = await go_live(world, http)
+        try:
+            yield show
+        finally:
+            await http.post(f"/api/v1/shows/{show.show_id}/end")
 
 
 # --- the program as the studio renders it
@@ -226,7 +237,20 @@ def peer(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
             process.stderr.close()
 
 
-def ffmpeg(url: str, *, legacy: bool = False, seconds: float = 30.0) -> list[str]:
+# (encoder, muxer, Content-Type) of each format a source may send
+MP3 = ("libmp3lame", "mp3", "audio/mpeg")
+OPUS = ("libopus", "ogg", "audio/ogg")
+AAC = ("aac", "adts", "audio/aac")
+
+
+def ffmpeg(
+    url: str,
+    *,
+    legacy: bool = False,
+    seconds: float = 30.0,
+    codec: tuple[str, str, str] = MP3,
+) -> list[str]:
+    encoder, muxer, content_type = codec
     return [
         "ffmpeg",
         "-hide_banner",
@@ -240,14 +264,16 @@ def ffmpeg(url: str, *, legacy: bool = False, seconds: float = 30.0) -> list[str
         "-ac",
         "2",
         "-c:a",
-        "libmp3lame",
+        encoder,
         "-b:a",
         "128k",
         "-content_type",
-        "audio/mpeg",
+        content_type,
         *(["-legacy_icecast", "1"] if legacy else []),
+        # Ogg pages of 0.1 s, not FFmpeg's 1 s: a live stream, not a file.
+        *(["-page_duration", "100000"] if muxer == "ogg" else []),
         "-f",
-        "mp3",
+        muxer,
         url,
     ]
 
@@ -294,8 +320,7 @@ async def run_peer(
 async def test_ffmpeg_put_is_heard_titled_and_falls_back_when_it_freezes(
     world: World,
 ) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-        show = await go_live(world, http)
+    async with live_show(world) as show:
         recording = record_program(world, show.show_id)
         url = f"icecast://source:{show.key}@127.0.0.1:{world.source_port}/{show.show_id}"
         with peer(ffmpeg(url)) as process:
@@ -317,14 +342,12 @@ async def test_ffmpeg_put_is_heard_titled_and_falls_back_when_it_freezes(
         state = await studio_state(show)
         assert state["now_playing"]["title"] == "After", state
         check_falls_back_without_silence(program_frames(world, recording))
-        await http.post(f"/api/v1/shows/{show.show_id}/end")
 
 
 async def test_liquidsoap_is_heard_titled_and_falls_back_when_it_hangs_up(
     world: World, tmp_path: Path
 ) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-        show = await go_live(world, http)
+    async with live_show(world) as show:
         recording = record_program(world, show.show_id)
         script = liquidsoap_script(tmp_path / "dj.liq", world.source_port, show)
         with peer(script) as process:
@@ -338,18 +361,22 @@ async def test_liquidsoap_is_heard_titled_and_falls_back_when_it_hangs_up(
         state = await studio_state(show)
         assert state["now_playing"]["title"] == "After", state
         check_falls_back_without_silence(program_frames(world, recording))
-        await http.post(f"/api/v1/shows/{show.show_id}/end")
 
 
-async def test_ffmpeg_legacy_source_method_is_heard(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-        show = await go_live(world, http)
+@pytest.mark.parametrize(
+    ("codec", "legacy"),
+    [(MP3, True), (OPUS, False), (AAC, False)],
+    ids=["mp3 over SOURCE", "ogg-opus over PUT", "aac over PUT"],
+)
+async def test_ffmpeg_other_methods_and_formats_are_heard(
+    world: World, codec: tuple[str, str, str], legacy: bool
+) -> None:
+    async with live_show(world) as show:
         url = f"icecast://source:{show.key}@127.0.0.1:{world.source_port}/{show.show_id}.mp3"
-        with peer(ffmpeg(url, legacy=True)) as process:
-            listener = await run_peer(world, show, process, "Legacy - Tone")
+        with peer(ffmpeg(url, legacy=legacy, codec=codec)) as process:
+            listener = await run_peer(world, show, process, "Other - Tone")
             check_hears_440(listener)
-            assert listener.titles[-1] == "Legacy - Tone"
-        await http.post(f"/api/v1/shows/{show.show_id}/end")
+            assert listener.titles[-1] == "Other - Tone"
 
 
 # --- refusals over the wire
@@ -377,8 +404,8 @@ async def put_status(world: World, show_id: int, key: str) -> int:
 
 
 async def test_wrong_keys_poke_and_shows_that_are_not_live(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-        show = await go_live(world, http)
+    async with live_show(world) as show:
+        http = show.http
         port = world.source_port
         # ffmpeg with a wrong key is refused, and nothing plays.
         url = f"icecast://source:wrong-key@127.0.0.1:{port}/{show.show_id}"
@@ -421,8 +448,8 @@ async def test_wrong_keys_poke_and_shows_that_are_not_live(world: World) -> None
 async def test_the_console_shows_the_settings_and_listeners_never_see_the_key(
     world: World,
 ) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url, timeout=20) as http:
-        show = await go_live(world, http)
+    async with live_show(world) as show:
+        http = show.http
         console = await http.get(f"/shows/{show.show_id}/console")
         assert console.status_code == 200
         assert "Broadcast from DJ software" in console.text
@@ -434,4 +461,3 @@ async def test_the_console_shows_the_settings_and_listeners_never_see_the_key(
             for path in (f"/shows/{show.show_id}", f"/api/v1/shows/{show.show_id}"):
                 page = await anonymous.get(path)
                 assert page.status_code == 200 and show.key not in page.text
-        await http.post(f"/api/v1/shows/{show.show_id}/end")
