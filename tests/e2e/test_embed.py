@@ -5,11 +5,13 @@ statistics see packets and sound), stops it again, and sees the show end."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -149,4 +151,37 @@ def test_the_player_plays_in_a_page_of_another_site(
         "This show has ended. Thanks for listening!"
     )
     expect(player.get_by_role("button", name="Listen")).to_be_disabled()
+    assert errors == []
+
+
+def test_the_show_page_shares_the_player(
+    browser: BrowserContext, live_server: LiveServer, artifacts: Path
+) -> None:
+    http = httpx.Client(base_url=live_server.url, timeout=30)
+    http.post(
+        "/api/v1/accounts/signup",
+        json={"username": "share_host", "email": "share@example.org", "password": "password-1"},
+    )
+    show_id = http.post("/api/v1/shows", json={"title": "Shared Hour"}).json()["id"]
+    http.close()
+    page = browser.new_page()
+    errors = watch_for_errors(page)
+    page.goto(f"{live_server.url}/shows/{show_id}")
+    oembed = page.locator('link[rel="alternate"][type="application/json+oembed"]')
+    query = parse_qs(urlsplit(str(oembed.get_attribute("href"))).query)
+    assert query["url"] == [f"{live_server.url}/shows/{show_id}"]
+
+    share = page.locator("[data-share]")
+    summary = share.get_by_text("Share / embed")
+    summary.focus()
+    page.keyboard.press("Enter")
+    expect(share).to_have_attribute("open", "")
+    code = page.get_by_label("Put the player on your website: paste this HTML")
+    expect(code).to_have_value(re.compile(rf'^<iframe src="{live_server.url}/embed/{show_id}"'))
+    share.get_by_role("button", name="Copy code").click()
+    expect(share.locator("[data-share-said]")).to_have_text(re.compile(r"^(Copied|Selected)"))
+    assert code.evaluate("c => c.selectionEnd - c.selectionStart") == len(code.input_value())
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        share.screenshot(path=str(artifacts / f"show-share-embed-{label}.png"))
     assert errors == []
