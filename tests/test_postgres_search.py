@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onair.catalog import search
+from onair.catalog import pg_plans, search
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
 from onair.db.base import make_engine, make_sessionmaker
@@ -138,9 +138,11 @@ async def test_lexemes_are_the_indexed_words_by_column(both: list[AsyncSession])
     sql = "SELECT title, artists, album, genre, tsvector_to_array(lexemes) FROM track_search"
     title, artists, album, genre, lexemes = (await postgres.execute(text(sql))).one()
     assert (title, artists, album, genre) == ("senor blue", "cafe trio blue oresund", "", "jazz")
-    assert sorted(lexemes) == sorted(
-        ["0senor", "0blue", "1cafe", "1trio", "1blue", "1oresund", "3jazz"]
-    )
+    words = ["0senor", "0blue", "1cafe", "1trio", "1blue", "1oresund", "3jazz"]
+    # And each word's first one to four letters (migration 0015).
+    prefixes = [f"{w[0]}>{w[1 : n + 1]}" for w in words for n in range(1, 5)]
+    assert sorted(lexemes) == sorted(set(words + prefixes))
+    assert {"0>s", "0>se", "0>sen", "0>seno", "1>o", "1>ores", "3>jazz"} <= set(lexemes)
 
 
 async def test_removed_and_rewritten_tracks_on_postgres(both: list[AsyncSession]) -> None:
@@ -188,3 +190,53 @@ async def test_show_bands_rank_the_same_on_both_databases(both: list[AsyncSessio
         assert answers[1] == answers[0], query
     live = await search.search_bands(both[0], SHOWS, "host", [0], limit=20)
     assert len(live[0]) == 6
+
+
+@pytest.mark.parametrize("plan", ["walk", "lookup"])
+async def test_either_plan_gives_the_same_answers(
+    both: list[AsyncSession], plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever plan the words' counts choose (onair.catalog.pg_plans), the answers are the
+    ones SQLite gives: each is forced here by making the other look far dearer."""
+    rng = random.Random(4)
+    for db in both:
+        await CatalogWriter(db, FakeClock()).write(_tracks(400))
+        world = World(db)
+        rng.seed(4)
+        for i in range(60):
+            show = await world.show(f"host{i % 5}", _phrase(rng, 1, 4), hashtags=["love"])
+            if i >= 55:
+                await world.live(show)  # one live show per host
+            elif i % 3 == 0:
+                await world.live(show)
+                await world.end(show)
+        await db.commit()
+    postgres = both[1]
+    for table in ("track_search", "show_search"):
+        await postgres.execute(text(f"ANALYZE {table}"))
+    await postgres.commit()
+    if plan == "walk":
+        monkeypatch.setattr(pg_plans, "MATCH_US", 1e9)
+    else:
+        monkeypatch.setattr(pg_plans, "WALK_US", 1e9)
+    statements: list[str] = []
+    real_sql = pg_plans.RankedMatch.sql
+
+    def seen(self: pg_plans.RankedMatch, counts: pg_plans.LexemeCounts | None) -> str:
+        sql = real_sql(self, counts)
+        if counts is not None:
+            statements.append(sql)
+        return sql
+
+    monkeypatch.setattr(pg_plans.RankedMatch, "sql", seen)
+    for query in QUERIES:
+        tracks = [await search.search_track_ids(db, query, limit=30) for db in both]
+        assert tracks[1] == tracks[0], query
+        shows = [await search.search_bands(db, SHOWS, query, [0, 1, 2], limit=4) for db in both]
+        assert shows[1] == shows[0], query
+    # The counts were read from the statistics, and every statement was the plan forced.
+    assert statements
+    walked = ["ts_match_vq(" in sql for sql in statements]
+    assert all(walked) if plan == "walk" else not any(walked)
+    if plan == "lookup":
+        assert any("'~0'" in sql for sql in statements if "FROM show_search" in sql)

@@ -34,13 +34,13 @@ and the catalog's artists): a `SearchIndex` names its tables, columns and weight
 its documents in `bands` (a show's status), each band a rowid range that FTS5 seeks to, so
 "the best live shows" is one query rather than a filter over every show.
 
-On PostgreSQL a query's plan is the planner's: it walks rank_key, filtering with the tsquery
-and stopping after the LIMIT, when it counts the words common, and looks them up in the GIN
-index and sorts the matches when it counts them rare. Its counts come from the statistics of
-``lexemes`` (kept for 10,000 words, migration 0009; `fill_index` runs ANALYZE). Where the
-matches lie in the ranking order it cannot know: a walk reads every document ranked before the
-first matches, so a placement of several title words starts at titles long enough to hold
-them (`_Placement.title_words`).
+On PostgreSQL each word's first one to four letters are lexemes of their own (migration 0015),
+so a word still being typed is one GIN entry, as FTS5's prefix indexes make it one b-tree. A
+query's plan is chosen from the words' counts (`pg_plans`): walk rank_key, filtering with the
+tsquery and stopping after the LIMIT, when the words are common; look them up in the GIN index
+and sort the matches when they are rare. Where the matches lie in the ranking order no count
+says: a walk reads every document ranked before the first matches, so a placement of several
+title words starts at titles long enough to hold them (`_Placement.title_words`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from typing import Any, TypeAlias, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onair.catalog import pg_plans
 from onair.catalog.models import Track
 from onair.catalog.text import fold
 
@@ -76,8 +77,9 @@ EVERY_COLUMN = 0xFFFF
 TYPO_MIN_LENGTH = 4
 # Words longer than this get no deletion variants: they are rare, and the table would balloon.
 VARIANT_MAX_LENGTH = 24
-# Prefixes up to this long have an FTS5 prefix index (migration 0002); longer ones are
-# expanded to the indexed words they begin when there are at most MAX_COMPLETIONS.
+# Prefixes up to this long have an FTS5 prefix index (migration 0002) and lexemes of their own
+# on PostgreSQL (0015); longer ones are expanded to the indexed words they begin when there are
+# at most MAX_COMPLETIONS.
 PREFIX_INDEX_MAX = 4
 MAX_COMPLETIONS = 64
 # A short word can have dozens of neighbours; beyond this many the OR stops helping anyone.
@@ -602,7 +604,7 @@ class _Kind:
         # of completions as that many words' worth of matches.
         lexemes = [_lexeme(c, t) for c in columns for t in sorted(self.whole)]
         if self.prefix is not None:
-            lexemes += [_lexeme(c, self.prefix) + ":*" for c in columns]
+            lexemes += [_prefix_lexeme(c, self.prefix) for c in columns]
         if not lexemes:
             return _NO_LEXEME
         return lexemes[0] if len(lexemes) == 1 else "(" + " | ".join(lexemes) + ")"
@@ -768,6 +770,14 @@ def _lexeme(column: int, word: str) -> str:
     return f"'{column:d}{escaped}'"
 
 
+def _prefix_lexeme(column: int, prefix: str) -> str:
+    """Words of `column` beginning with `prefix`: up to PREFIX_INDEX_MAX letters, the lexeme
+    migration 0015 stores for them (`'0>lo'`); longer, a tsquery prefix (`'0lovel':*`)."""
+    if len(prefix) <= PREFIX_INDEX_MAX:
+        return _lexeme(column, ">" + prefix)
+    return _lexeme(column, prefix) + ":*"
+
+
 def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
     """`_match_anywhere` as a tsquery: each word in any column the vocabulary has seen it in
     (a column it was never seen in cannot hold it)."""
@@ -787,29 +797,27 @@ def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
 
 
 def _pg_rows(at: _Band, query: str, limit: int, title_words: int = 0) -> Statement:
-    """`_fts_rows` on PostgreSQL: the planner walks rank_key filtering with the tsquery when
-    its words are common (it stops after `limit`), or looks them up in the GIN index and sorts
-    the few matches when they are rare.
+    """`_fts_rows` on PostgreSQL: the tsquery's first `limit` matches in rank_key order, by
+    walking rank_key or by looking the words up in the GIN index, whichever the words' counts
+    say is cheaper (`pg_plans`; the runner reads the counts).
 
     The tsquery is written into the statement, not bound: a prepared statement run a few times
     gets a generic plan, which cannot know whether the words are common or rare."""
     index = at.index
-    literal = query.replace("'", "''")
-    conditions = [f"lexemes @@ '{literal}'::tsquery"]
+    ranges: list[tuple[str, int]] = []
+    band = None
     if index.bands > 1:
         lo, hi = index.band_range(at.band)
-        conditions.append(f"rank_key >= {lo:d} AND rank_key < {hi:d}")
+        ranges += [(">=", lo), ("<", hi)]
+        band = at.band
     if title_words > 1:
         # Titles are ranked shortest first: a walk need not read the ones too short to match
         # (a placement of two words in the title would otherwise read every one-word title).
         fewest = at.band << BAND_SHIFT | min(title_words, MAX_TITLE_WORDS) << TRACK_ID_BITS
-        conditions.append(f"rank_key >= {fewest:d}")
-    sql = (
-        f"SELECT rank_key, {', '.join(index.columns)} FROM {index.table}"
-        f" WHERE {' AND '.join(conditions)} ORDER BY rank_key LIMIT {limit:d}"
-    )
+        ranges.append((">=", fewest))
+    ranked = pg_plans.RankedMatch(index.table, index.columns, query, limit, tuple(ranges), band)
     # No bound parameters: a colon (as in ':*') is text.
-    return Statement(sql)
+    return Statement(ranked.sql(None), ranked=ranked)
 
 
 async def search_track_ids(
@@ -829,6 +837,9 @@ class Statement:
 
     sql: str
     params: Mapping[str, object] | None = None
+    ranked: pg_plans.RankedMatch | None = None
+    """PostgreSQL: a ranked match, written by the runner in the plan its words' counts choose
+    (`sql` is the planner's choice, for a runner without counts)."""
 
 
 _T = TypeVar("_T")
@@ -876,7 +887,11 @@ async def _run_async(db: AsyncSession, steps: Steps[_T]) -> _T:
     try:
         statement = next(steps)
         while True:
-            if statement.params is None:
+            if statement.ranked is not None:
+                counts = await _lexeme_counts(db, statement.ranked.table)
+                sql = statement.ranked.sql(counts)
+                rows = (await db.execute(text(sql.replace(":", "\\:")))).all()
+            elif statement.params is None:
                 rows = (await db.execute(text(statement.sql.replace(":", "\\:")))).all()
             else:
                 rows = (await db.execute(text(statement.sql), dict(statement.params))).all()
@@ -884,6 +899,19 @@ async def _run_async(db: AsyncSession, steps: Steps[_T]) -> _T:
     except StopIteration as done:
         value: _T = done.value
         return value
+
+
+async def _lexeme_counts(db: AsyncSession, table: str) -> pg_plans.LexemeCounts | None:
+    """`table`'s lexeme counts, kept with the database connection for a few minutes."""
+    info = (await db.connection()).info
+    cache = info.setdefault("onair.lexeme_counts", pg_plans.CountsCache({}))
+    assert isinstance(cache, pg_plans.CountsCache)
+    fresh, counts = cache.get(table)
+    if not fresh:
+        row = (await db.execute(text(pg_plans.COUNTS_SQL), {"table": table})).first()
+        counts = pg_plans.counts_from_row(row)
+        cache.put(table, counts)
+    return counts
 
 
 async def search_ids(
