@@ -49,6 +49,7 @@ from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
 from onair.replays.models import Replay, ReplayKind, ReplayState
+from onair.restream.models import RestreamDestination
 from onair.rooms.hub import CLOSE_REMOVED
 from onair.rooms.models import ChatMessage
 from onair.settings import Settings
@@ -86,6 +87,8 @@ HOST = "       A    F    F    F    +    F    +    +    A"  # the host, or a mode
 ON_AIR = "     A    F    F    F    +    +    F    F    A"  # voice lines: host and co-hosts
 MODERATORS = " A    F    F    F    F    F    +    +    A"
 ADMINS = "     A    F    F    F    F    F    F    +    A"
+OWNER = "      A    H    H    H    +    H    H    H    A"  # the host's own thing, a secret
+SHOW_HOST = "  A    F    F    F    +    F    F    F    A"  # the show's host alone
 
 # People besides the personas: the moderators' troll and the banned exile, an invitee, the
 # account an anonymous visitor signs in to, and one of each below for every persona.
@@ -423,6 +426,21 @@ ROWS = (
     # accepted co-hosts, and admins (not moderators)
     Row("GET", "/api/v1/admin/reports/royalties", ADMINS, query="?from=2026-03-01&to=2026-03-31"),
     Row("GET", f"{SHOW}/analytics", "A F F F + + F + A"),
+    # restream: each user's own RTMP destinations (a stream key is a secret: anyone else's is not
+    # found, moderators' included); a live show's pushes are its host's alone (their keys)
+    Row("GET", "/api/v1/restream/destinations", SIGNED_IN),
+    Row(
+        "POST",
+        "/api/v1/restream/destinations",
+        SIGNED_IN,
+        {"name": "Twitch", "url": "rtmp://127.0.0.1:9/app", "stream_key": "live_key"},
+    ),
+    Row("GET", "/api/v1/restream/destinations/{destination_id}", OWNER),
+    Row("PATCH", "/api/v1/restream/destinations/{destination_id}", OWNER, {"enabled": True}),
+    Row("DELETE", "/api/v1/restream/destinations/{destination_id}", OWNER),
+    Row("GET", f"{SHOW}/restream", SHOW_HOST, live=True),
+    Row("POST", f"{SHOW}/restream/{{destination_id}}/start", SHOW_HOST, live=True),
+    Row("POST", f"{SHOW}/restream/{{destination_id}}/stop", SHOW_HOST, live=True),
     # replays: anyone lists and plays them; only the host publishes (show A is live: a 409 past
     # the check) and sees what may be published; the host or a moderator unpublishes
     Row("GET", f"{SHOW}/replays", PUBLIC),
@@ -464,6 +482,7 @@ DEFAULT_PARAMS: Mapping[str, Ref | Each | str] = {
     "sanction_id": Ref("sanction"),
     "request_id": Ref("request"),
     "replay_id": Each("replay"),
+    "destination_id": Ref("destination_host"),
 }
 
 # Cases where the app does not do as designed: (row id, persona) → what is wrong. Each is
@@ -683,6 +702,19 @@ async def _seed(root: Path) -> Seed:
             db.add(replay)
             await db.flush()
             ids[f"replay_{p}"] = replay.id
+        # The host's restream destination (disabled, so going live does not push to it).
+        destination = RestreamDestination(
+            host_id=ids["host"],
+            name="Nowhere",
+            url="rtmp://127.0.0.1:9/live",
+            stream_key="live_0123456789",
+            enabled=False,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        db.add(destination)
+        await db.flush()
+        ids["destination_host"] = destination.id
         # Barred directly, so the sessions stay: a leftover cookie must not sign them in.
         for name in ("banned", "exile"):
             barred = await db.get(User, ids[name])
