@@ -140,7 +140,7 @@ class AlexaEndpoint:
             DatabaseShows(onair),
             self.stream_url,
             self.playback,
-            skill_id=settings.alexa_skill_id or None,
+            skill_id=(settings.alexa_skill_id or None) if self.verify else None,
         )
         self._signature = _SignatureSlot(SignatureVerifier())
         verifiers: list[AbstractVerifier] = []
