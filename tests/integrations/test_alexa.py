@@ -201,7 +201,7 @@ async def test_recorded_requests_get_valid_answers(unverified: FastAPI) -> None:
         # "Alexa, open OnAir": what is live, then a question (the session stays open).
         launch = await _ask(client, recorded("launch"))
         speech = _speech(launch)
-        assert "Night Jazz &amp; Blues, with nightowl, 0 listeners" in speech  # SSML-escaped
+        assert "One show is live. Night Jazz &amp; Blues, with nightowl." in speech  # escaped
         assert launch["response"]["shouldEndSession"] is False
         assert "reprompt" in launch["response"]
 
@@ -275,6 +275,25 @@ async def test_recorded_requests_get_valid_answers(unverified: FastAPI) -> None:
         following["request"]["intent"]["name"] = "AMAZON.NextIntent"
         assert "only show live" in _speech(await _ask(client, following))
 
+        # The device's buttons: no speech may answer them.
+        button = recorded("playback_started", show_id)
+        button["request"] = {
+            "type": "PlaybackController.PauseCommandIssued",
+            "requestId": "amzn1.echo-api.request.button-1",
+            "timestamp": button["request"]["timestamp"],
+            "locale": "en-US",
+        }
+        paused = await _ask(client, button)
+        assert [d["type"] for d in paused["response"]["directives"]] == ["AudioPlayer.Stop"]
+        assert "outputSpeech" not in paused["response"]
+        button["request"]["type"] = "PlaybackController.PlayCommandIssued"
+        played = await _ask(client, button)
+        assert played["response"]["directives"][0]["audioItem"]["stream"]["token"] == (
+            f"show:{show_id}"
+        )
+        assert "outputSpeech" not in played["response"]
+        assert "shouldEndSession" not in played["response"]
+
         # Help and fallback keep the session open; the show's end makes nearly-finished quiet.
         helping = recorded("pause_intent", show_id)
         helping["request"]["intent"]["name"] = "AMAZON.HelpIntent"
@@ -285,6 +304,18 @@ async def test_recorded_requests_get_valid_answers(unverified: FastAPI) -> None:
         assert (await client.post(f"/api/v1/shows/{show_id}/end")).status_code == 200
         after = await _ask(client, recorded("playback_nearly_finished", show_id))
         assert after["response"] == {}
+
+
+async def test_hls_is_played_when_chosen(tmp_path: Path) -> None:
+    app = await _app(tmp_path, alexa_verify=False, alexa_stream="hls")
+    try:
+        async with _client(app) as client:
+            show_id = await _live_show(client, "Night Jazz", "Jazz")
+            answer = await _ask(client, recorded("play_intent"))
+        stream = answer["response"]["directives"][0]["audioItem"]["stream"]
+        assert stream["url"] == f"{PUBLIC}/listen/{show_id}.m3u8"
+    finally:
+        await _close(app)
 
 
 async def test_no_stream_is_sent_to_alexa_without_https(tmp_path: Path) -> None:

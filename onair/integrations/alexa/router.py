@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio.from_thread
@@ -44,6 +45,9 @@ __all__ = ["AlexaEndpoint", "alexa_router"]
 log = logging.getLogger("onair.integrations.alexa")
 
 T = TypeVar("T")
+
+_PUBLIC_BASE: ContextVar[str] = ContextVar("alexa_public_base", default="")
+"""This request's public base URL, for the skill's worker thread (anyio copies the context)."""
 
 
 def _live_show(show: Show) -> LiveShow:
@@ -135,7 +139,6 @@ class AlexaEndpoint:
         self.playback = SpeakerPlayback(onair.stations.feed)
         self._public_url = settings.public_url
         self._stream = settings.alexa_stream
-        self._base: str = ""
         self.skill: CustomSkill = build_skill(
             DatabaseShows(onair),
             self.stream_url,
@@ -169,7 +172,7 @@ class AlexaEndpoint:
 
     def stream_url(self, show_id: int) -> str:
         extension = "m3u8" if self._stream == "hls" else "aac"
-        return f"{self._base}/listen/{show_id}.{extension}"
+        return f"{_PUBLIC_BASE.get()}/listen/{show_id}.{extension}"
 
     async def answer(self, request: Request) -> JSONResponse:
         raw = await request.body()
@@ -178,8 +181,7 @@ class AlexaEndpoint:
         except UnicodeDecodeError:
             return _refusal(400, "invalid", "the request body is not UTF-8")
         headers = dict(request.headers.items())
-        # One app serves one public address, so the last request's is every request's.
-        self._base = public_base(request, self._public_url)
+        _PUBLIC_BASE.set(public_base(request, self._public_url))
         try:
             answer = await anyio.to_thread.run_sync(
                 self._handler.verify_request_and_dispatch, headers, body

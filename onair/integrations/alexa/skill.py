@@ -111,7 +111,9 @@ def _say(text: str) -> str:
 
 
 def _listeners(n: int) -> str:
-    return "1 listener" if n == 1 else f"{n} listeners"
+    if n <= 0:
+        return ""
+    return ", 1 listener" if n == 1 else f", {n} listeners"
 
 
 def _describe(show: LiveShow) -> str:
@@ -251,7 +253,7 @@ class _Skill:
                 "show, a host or a genre when one is on.",
                 listen=True,
             )
-        parts = [f"{_say(_describe(s))}, {_listeners(s.listeners)}" for s in live]
+        parts = [f"{_say(_describe(s))}{_listeners(s.listeners)}" for s in live]
         lead = "One show is live" if len(live) == 1 else f"Live on OnAir: {len(live)} shows"
         speech = f"{lead}. {'; '.join(parts)}. Which would you like? Say play and its name."
         return self._tell(handler_input, speech, listen=True)
