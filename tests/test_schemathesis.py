@@ -149,7 +149,11 @@ FUZZ_SETTINGS = settings(
 @schema.exclude(path="/api/v1/notifications/stream").parametrize()
 @FUZZ_SETTINGS
 def test_api(case: schemathesis.Case, api: FastAPI, template: Template) -> None:
-    case.call_and_validate(app=api, cookies=template.cookies, checks=CHECKS)
+    checks = CHECKS
+    if case.path == "/oembed" and (case.query or {}).get("format") == "xml":
+        # oEmbed's own answer for a format it does not offer is 501 (spec 2.3.4).
+        checks = [schemathesis.checks.response_schema_conformance]
+    case.call_and_validate(app=api, cookies=template.cookies, checks=checks)
 
 
 # The SDP routes answer 409 until the show is live; live, random offers reach the parser.

@@ -87,13 +87,14 @@ def _not_found(message: str) -> JSONResponse:
     summary="oEmbed for a show's page: its embeddable player",
     description="The oEmbed 1.0 endpoint (https://oembed.com): `url` is a show's page (or its "
     "player) on this server. JSON only: format=xml is answered 501, as the spec says.",
+    responses={501: {"description": "format=xml: only JSON is offered (oEmbed 2.3.4)."}},
 )
 async def oembed(
     request: Request,
     ctx: Ctx,
     db: Db,
     url: Annotated[str, Query(max_length=2000)],
-    format: Annotated[str, Query(max_length=10)] = "json",
+    format: Annotated[Literal["json", "xml"], Query(description="json; xml is 501")] = "json",
     maxwidth: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     maxheight: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Any:
