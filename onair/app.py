@@ -119,8 +119,16 @@ def create_app(
         await replays.resume()
         ingest_server = None
         if source_ingest and settings.source_port:
-            ingest_server = await serve_ingest(ingest, settings.host, settings.source_port)
-            log.info("source ingest on %s:%s", settings.host, settings.source_port)
+            try:
+                ingest_server = await serve_ingest(ingest, settings.host, settings.source_port)
+                log.info("source ingest on %s:%s", settings.host, settings.source_port)
+            except OSError as exc:  # the show goes on without DJ software; say so loudly
+                log.error(
+                    "source ingest cannot listen on %s:%s (%s): DJ software cannot connect",
+                    settings.host,
+                    settings.source_port,
+                    exc,
+                )
         yield
         if ingest_server is not None:
             ingest_server.close()
