@@ -85,3 +85,22 @@ async def test_a_host_keeps_a_few_destinations(client: httpx.AsyncClient) -> Non
         assert (await _add(client, name=f"d{n}")).status_code == 201
     r = await _add(client, name="one too many")
     assert r.status_code == 409 and r.json()["error"]["code"] == "too_many_destinations"
+
+
+async def test_the_console_has_the_panel_for_the_host_alone(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "helper")
+    await client.post("/api/v1/accounts/logout")
+    await sign_up(client, "deejay")
+    show = (await client.post("/api/v1/shows", json={"title": "Mine"})).json()
+    r = await client.post(f"/api/v1/shows/{show['id']}/cohosts", json={"username": "helper"})
+    assert r.status_code == 201, r.text
+    page = await client.get(f"/shows/{show['id']}/console", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "data-restream" in page.text and "/static/restream.js" in page.text
+    await client.post("/api/v1/accounts/logout")
+    login = {"login": "helper", "password": "correct horse"}
+    assert (await client.post("/api/v1/accounts/login", json=login)).status_code == 200
+    assert (await client.post(f"/api/v1/shows/{show['id']}/cohosts/accept")).status_code == 200
+    page = await client.get(f"/shows/{show['id']}/console", headers={"accept": "text/html"})
+    assert page.status_code == 200, page.text[:300]
+    assert "data-restream" not in page.text and "restream.js" not in page.text
