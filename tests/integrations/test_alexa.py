@@ -25,7 +25,10 @@ from fastapi import FastAPI
 from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
+from onair.integrations.alexa.listening import SpeakerPlayback
 from onair.integrations.alexa.verification import SignatureVerifier
+from onair.media.audience import Audience
+from onair.media.feed import ProgramFeed
 from onair.settings import Settings
 from tests.conftest import sign_up
 
@@ -298,6 +301,9 @@ async def test_recorded_requests_get_valid_answers(unverified: FastAPI) -> None:
         helping = recorded("pause_intent", show_id)
         helping["request"]["intent"]["name"] = "AMAZON.HelpIntent"
         assert (await _ask(client, helping))["response"]["shouldEndSession"] is False
+        home = recorded("pause_intent", show_id)
+        home["request"]["intent"]["name"] = "AMAZON.NavigateHomeIntent"
+        assert (await _ask(client, home))["response"] == {"shouldEndSession": True}
         fallback = recorded("pause_intent", show_id)
         fallback["request"]["intent"]["name"] = "AMAZON.FallbackIntent"
         assert "can't help" in _speech(await _ask(client, fallback))
@@ -435,3 +441,31 @@ def test_the_interaction_model_names_every_intent_the_skill_answers() -> None:
         "AMAZON.FallbackIntent",
     ):
         assert name in intents, name
+
+
+class _Output:
+    def __init__(self, speakers: int) -> None:
+        self.audience = Audience(stream=2, smart_speaker=speakers)
+
+
+def test_an_echo_the_streams_already_count_is_counted_once() -> None:
+    feed = ProgramFeed(7)
+    playback = SpeakerPlayback(lambda show_id: feed if show_id == 7 else None)
+    playback.started("echo-kitchen", 7)
+    assert feed.audience().smart_speaker == 1
+    assert feed.audience().joins == 1
+    # The Echo's own GET of /listen/7.aac, its User-Agent naming AlexaMediaPlayer: the mount
+    # counts it, and the Alexa report adds nothing more.
+    feed.shared("icecast.aac", lambda: _Output(speakers=1))
+    assert feed.audience().smart_speaker == 1
+    # A second Echo whose stream the mount does not see (a proxy rewrote its User-Agent).
+    playback.started("echo-office", 7)
+    assert feed.audience().smart_speaker == 2
+    assert feed.audience().joins == 2
+    # The kitchen Echo moves to another show: it leaves this one.
+    playback.started("echo-kitchen", 8)
+    assert feed.audience().smart_speaker == 1
+    playback.stopped("echo-office")
+    playback.stopped("echo-office")  # twice: nothing more to take away
+    assert feed.audience().smart_speaker == 1  # the mount's own, until its listener leaves
+    assert playback.playing("echo-kitchen") == 8

@@ -7,11 +7,16 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from onair.app import create_app
+from onair.clock import FakeClock
+from onair.db.migrate import upgrade_async
+from onair.settings import Settings
 from tests.conftest import sign_up
 
 HTML = {"accept": "text/html"}
@@ -143,3 +148,30 @@ async def test_the_player_page_escapes_and_may_be_framed(client: httpx.AsyncClie
     missing = await client.get("/embed/999999", headers=HTML)
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
+
+
+async def test_oembed_behind_a_proxy_uses_the_public_address(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", public_url="https://radio.example/")
+    settings.data_dir.mkdir(parents=True)
+    await upgrade_async(settings.resolved_database_url)
+    app = create_app(settings, FakeClock())
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.5:8000") as c:
+            show = await _show(c)
+            for link in (
+                f"https://radio.example/shows/{show['id']}",
+                f"http://10.0.0.5:8000/shows/{show['id']}",  # the address the proxy used
+            ):
+                body = (await c.get("/oembed", params={"url": link})).json()
+                assert body["provider_url"] == "https://radio.example/"
+                [iframe] = _parse(body["html"]).iframes
+                assert iframe["src"] == f"https://radio.example/embed/{show['id']}"
+            page = await c.get(f"/shows/{show['id']}", headers=HTML)
+            assert (
+                f'href="https://radio.example/oembed?url=https%3A//radio.example/shows/{show["id"]}'
+                in page.text
+            )
+    finally:
+        await app.state.onair.stations.aclose()
+        await app.state.onair.engine.dispose()

@@ -311,6 +311,10 @@ class _Skill:
     def unsupported(self, handler_input: HandlerInput) -> Response:
         return self._tell(handler_input, LIVE_ONLY)
 
+    def home(self, handler_input: HandlerInput) -> Response:
+        """Leaving the skill (NavigateHome): the session ends, the music plays on."""
+        return handler_input.response_builder.set_should_end_session(True).response
+
     def session_ended(self, handler_input: HandlerInput) -> Response:
         return handler_input.response_builder.response
 
@@ -412,6 +416,7 @@ def build_skill(
             skill.previous,
         ),
         (is_intent_name("AMAZON.HelpIntent"), skill.help),
+        (is_intent_name("AMAZON.NavigateHomeIntent"), skill.home),
         (_intents(_UNSUPPORTED), skill.unsupported),
         (is_request_type("AudioPlayer.PlaybackStarted"), skill.started),
         (

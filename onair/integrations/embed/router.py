@@ -103,7 +103,10 @@ async def oembed(
             error_body("not_implemented", "only format=json is offered"), status_code=501
         )
     base = public_base(request, ctx.settings.public_url)
+    # A link to the public address, or to the one this request came to (behind the proxy).
     show_id = _show_of(url, base)
+    if show_id is None:
+        show_id = _show_of(url, public_base(request, ""))
     if show_id is None:
         return _not_found("not a show's link on this server")
     try:
