@@ -24,13 +24,14 @@ from fastapi import FastAPI
 
 from onair.app import create_app
 from onair.clock import FakeClock
-from onair.db.migrate import upgrade_async
+from onair.db.migrate import upgrade, upgrade_async
 from onair.integrations.alexa.listening import SpeakerPlayback
 from onair.integrations.alexa.verification import SignatureVerifier
 from onair.media.audience import Audience
 from onair.media.feed import ProgramFeed
 from onair.settings import Settings
 from tests.conftest import sign_up
+from tests.server import serve
 
 FIXTURES = Path(__file__).parent / "alexa"
 SKILL = "amzn1.ask.skill.6f1c2b7e-0d3a-4c55-9e2b-5a7d0c1e9f42"
@@ -469,3 +470,33 @@ def test_an_echo_the_streams_already_count_is_counted_once() -> None:
     playback.stopped("echo-office")  # twice: nothing more to take away
     assert feed.audience().smart_speaker == 1  # the mount's own, until its listener leaves
     assert playback.playing("echo-kitchen") == 8
+
+
+def test_an_echo_playing_over_the_wire_is_one_smart_speaker(tmp_path: Path) -> None:
+    """A real server: the skill is told playback started, and the "Echo" (AlexaMediaPlayer's
+    User-Agent) reads the AAC stream it was given; the show has one smart-speaker listener."""
+    settings = Settings(data_dir=tmp_path / "var", alexa_verify=False, public_url=PUBLIC)
+    settings.data_dir.mkdir(parents=True)
+    upgrade(settings.resolved_database_url)
+    with serve(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
+        http.post(
+            "/api/v1/accounts/signup",
+            json={"username": "wire_host", "email": "wire@example.org", "password": "password-1"},
+        )
+        show_id = http.post("/api/v1/shows", json={"title": "Wire Jazz"}).json()["id"]
+        assert http.post(f"/api/v1/shows/{show_id}/live").status_code == 200
+        station = server.app.state.onair.stations.get(show_id)
+        started = json.dumps(recorded("playback_started", show_id)).encode()
+        assert http.post("/integrations/alexa", content=started).status_code == 200
+        assert station.audience().smart_speaker == 1
+        echo = {
+            "user-agent": "AlexaMediaPlayer/2.1.4676.0 (Linux;Android 5.1.1) ExoPlayerLib/1.5.9"
+        }
+        with http.stream("GET", f"/listen/{show_id}.aac", headers=echo, timeout=10) as r:
+            assert r.status_code == 200
+            next(r.iter_raw())  # audio arrives: the mount has the Echo
+            audience = station.audience()
+            assert (audience.smart_speaker, audience.stream) == (1, 0)
+        stopped = json.dumps(recorded("playback_stopped", show_id)).encode()
+        assert http.post("/integrations/alexa", content=stopped).status_code == 200
+        assert http.post(f"/api/v1/shows/{show_id}/end").status_code == 200
