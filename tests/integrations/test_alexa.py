@@ -270,6 +270,11 @@ async def test_recorded_requests_get_valid_answers(unverified: FastAPI) -> None:
         ended = await _ask(client, recorded("session_ended"))
         assert ended["response"] == {}
 
+        stop = recorded("pause_intent", show_id)
+        stop["request"]["intent"]["name"] = "AMAZON.StopIntent"
+        [cleared] = (await _ask(client, stop))["response"]["directives"]
+        assert cleared == {"type": "AudioPlayer.ClearQueue", "clearBehavior": "CLEAR_ALL"}
+
         # Resume plays the show again; next, with one show live, says so.
         resume = recorded("pause_intent", show_id)
         resume["request"]["intent"]["name"] = "AMAZON.ResumeIntent"
@@ -317,6 +322,9 @@ async def test_hls_is_played_when_chosen(tmp_path: Path) -> None:
     app = await _app(tmp_path, alexa_verify=False, alexa_stream="hls")
     try:
         async with _client(app) as client:
+            quiet = await _ask(client, recorded("launch"))
+            assert "Nothing is live" in _speech(quiet)
+            assert quiet["response"]["shouldEndSession"] is True
             show_id = await _live_show(client, "Night Jazz", "Jazz")
             answer = await _ask(client, recorded("play_intent"))
         stream = answer["response"]["directives"][0]["audioItem"]["stream"]

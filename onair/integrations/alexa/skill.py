@@ -224,9 +224,10 @@ class _Skill:
 
     def _stop(self, handler_input: HandlerInput, *, clear: bool) -> Response:
         builder = handler_input.response_builder
-        if clear:
+        if clear:  # stops the stream too, and forgets a queued reconnection
             builder.add_directive(ClearQueueDirective(clear_behavior=ClearBehavior.CLEAR_ALL))
-        builder.add_directive(StopDirective())
+        else:
+            builder.add_directive(StopDirective())
         if not _is_playback_event(handler_input):
             builder.set_should_end_session(True)
         return builder.response
@@ -249,9 +250,7 @@ class _Skill:
         if not live:
             return self._tell(
                 handler_input,
-                "Nothing is live on OnAir right now. Try again later, or say play and a "
-                "show, a host or a genre when one is on.",
-                listen=True,
+                "Nothing is live on OnAir right now. Try again later.",
             )
         parts = [f"{_say(_describe(s))}{_listeners(s.listeners)}" for s in live]
         lead = "One show is live" if len(live) == 1 else f"Live on OnAir: {len(live)} shows"
