@@ -25,7 +25,7 @@ from onair.shows.router import ShowOut, now_playing
 from onair.web.error_pages import error_page
 from onair.web.rendering import SECURITY_HEADERS, render
 
-__all__ = ["embed_headers", "oembed_router", "pages"]
+__all__ = ["EMBED_HEADERS", "oembed_router", "pages"]
 
 MIN_SIDE = 100
 # Links to a show that oEmbed answers for: its page, or the player itself.
@@ -35,12 +35,13 @@ pages = APIRouter(include_in_schema=False)
 oembed_router = APIRouter(tags=["integrations"])
 
 
-def embed_headers() -> dict[str, str]:
-    """The pages' security headers, but framable by any site."""
-    policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
+EMBED_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace(
         "frame-ancestors 'none'", "frame-ancestors *"
-    )
-    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+    ),
+}
+"""The pages' security headers, but framable by any site."""
 
 
 @pages.get("/embed/{show_id}")
@@ -49,7 +50,7 @@ async def embed_page(request: Request, show_id: int, ctx: Ctx, db: Db) -> Respon
         show = await shows.get_show(db, show_id)
     except ApiError:
         response = await error_page(request, 404, "show not found")
-        response.headers.update(embed_headers())
+        response.headers.update(EMBED_HEADERS)
         return response
     base = public_base(request, ctx.settings.public_url)
     context = {
@@ -57,7 +58,7 @@ async def embed_page(request: Request, show_id: int, ctx: Ctx, db: Db) -> Respon
         "show_url": f"{base}/shows/{show.id}",
     }
     response = render(request, "embed.html", context)
-    response.headers.update(embed_headers())
+    response.headers.update(EMBED_HEADERS)
     return response
 
 
