@@ -244,7 +244,7 @@ class SourceIngest:
             if chunked is not None:
                 data = chunked.feed(data)
             if data and not source.feed(data):
-                return "taken off air" if source.off_air else "sending faster than real time"
+                return source.end_reason or "too far ahead of real time"
             if (chunked is not None and chunked.done) or left == 0:
                 return "ended"
 

@@ -152,7 +152,7 @@ class LiveSource:
     def feed(self, data: bytes) -> bool:
         """Hands over the next bytes of the stream; False once the source is off air (the
         transport should hang up) or hopelessly behind."""
-        if self._off_air.is_set():
+        if self._off_air.is_set() or self.finished:
             return False
         return self._pipe.write(data)
 
