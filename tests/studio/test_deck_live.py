@@ -27,8 +27,9 @@ from onair.studio.deck import (
 )
 from onair.studio.frames import SAMPLE_RATE
 from onair.studio.livesource import LiveSource
+from onair.studio.studio import Studio
 
-from . import longest_silence, render, tone_db, tone_track
+from . import at, longest_silence, render, sine, tone_db, tone_track
 
 pytestmark = pytest.mark.media
 
@@ -218,3 +219,25 @@ def test_an_undecodable_stream_never_goes_on_air(
     (gone,) = events.of(LiveEnded)
     assert not gone.heard
     assert deck.now_playing is not None and deck.now_playing.title == "first"
+
+
+def test_the_host_talks_over_the_live_source_and_it_ducks() -> None:
+    studio = Studio(0.0, decode_in_background=False)
+    try:
+        studio.deck.play()
+        on_air(studio.deck, mp3(440.0, 4.0), 3.5)
+        host = studio.add_voice("host")
+        speech = sine(1000.0, 3.0, dbfs=-14.0, channels=1)[0]
+        speech[: at(1.5)] = 0.0  # silent, then talking from 1.5 s
+        program = []
+        for k in range(150):
+            host.push(speech[k * 960 : (k + 1) * 960])
+            program.append(studio.render_frame().samples)
+        out = np.concatenate(program, axis=1)
+        clear = tone_db(out[:, at(0.8) : at(1.4)], 440.0)
+        under = tone_db(out[:, at(2.0) : at(2.9)], 440.0)
+        assert clear > -30  # the live music is on air...
+        assert clear - under >= 9.0  # ...and ducks under the host's voice
+        assert tone_db(out[:, at(2.0) : at(2.9)], 1000.0) > -16
+    finally:
+        studio.close()
