@@ -26,7 +26,11 @@ from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade, upgrade_async
 from onair.integrations.alexa.listening import SpeakerPlayback
-from onair.integrations.alexa.verification import SignatureVerifier
+from onair.integrations.alexa.verification import (
+    SignatureVerifier,
+    VerificationException,
+    mozilla_roots,
+)
 from onair.media.audience import Audience
 from onair.media.feed import ProgramFeed
 from onair.settings import Settings
@@ -508,3 +512,14 @@ def test_an_echo_playing_over_the_wire_is_one_smart_speaker(tmp_path: Path) -> N
         stopped = json.dumps(recorded("playback_stopped", show_id)).encode()
         assert http.post("/integrations/alexa", content=stopped).status_code == 200
         assert http.post(f"/api/v1/shows/{show_id}/end").status_code == 200
+
+
+def test_by_default_only_the_public_roots_are_trusted(chain: Chain) -> None:
+    """certifi's Mozilla bundle (Amazon's roots among them) loads, and a chain under a root of
+    our own making does not lead to it."""
+    verifier = SignatureVerifier(fetch=lambda url: chain.pem)
+    with pytest.raises(VerificationException, match="not valid"):
+        verifier._validate_cert_chain(chain.pem)
+    names = {r.subject.rfc4514_string() for r in mozilla_roots()}
+    assert any("Amazon Root CA 1" in name for name in names)
+    assert any("Starfield Services Root" in name for name in names)  # cross-signs Amazon's

@@ -21,6 +21,7 @@ import logging
 import sys
 import types
 import urllib.request
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import certifi
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName as _SanName
 from cryptography.x509.oid import ExtensionOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -116,10 +118,28 @@ def fetch_chain(url: str) -> bytes:
     return data
 
 
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
 @cache
 def mozilla_roots() -> tuple[x509.Certificate, ...]:
-    """The roots browsers trust (certifi's bundle), among them Amazon's."""
-    return tuple(x509.load_pem_x509_certificates(Path(certifi.where()).read_bytes()))
+    """The roots browsers trust (certifi's bundle), among them Amazon's.
+
+    Six roots there (Starfield Services G2, which cross-signs Amazon's, among them) have a
+    serial number RFC 5280 forbids; cryptography still loads them, with a deprecation warning
+    that is no news to an operator. A root it ever refuses is left out.
+    """
+    roots = []
+    for block in Path(certifi.where()).read_bytes().split(_PEM_END):
+        if b"-----BEGIN CERTIFICATE-----" not in block:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                roots.append(x509.load_pem_x509_certificate(block + _PEM_END))
+            except ValueError:
+                continue
+    return tuple(roots)
 
 
 class SignatureVerifier(RequestVerifier):
