@@ -25,10 +25,18 @@ import pytest
 
 from onair.app import create_app
 from onair.db.migrate import upgrade
-from onair.media.restream import ShowRestream
+from onair.media.feed import ProgramFeed
+from onair.media.restream import (
+    PushState,
+    RestreamSettings,
+    RtmpPush,
+    RtmpTarget,
+    ShowRestream,
+    TitleCard,
+)
 from onair.settings import Settings
 from tests.live import RATE, band_db, levels, seed_songs, write_song
-from tests.media import decode, dominant_frequency, wait_for
+from tests.media import START_PTS, Song, decode, dominant_frequency, tone_studio, wait_for
 from tests.server import RunningServer, serve
 
 pytestmark = pytest.mark.media
@@ -319,3 +327,33 @@ def test_the_show_never_waits_for_a_destination(run: Run) -> None:
 
 def test_every_push_ends_with_the_show(run: Run) -> None:
     assert run.relays_left == 0
+
+
+def test_a_destination_that_never_answers_is_given_up_and_retried() -> None:
+    """A server that accepts the connection and then says nothing (the RTMP handshake never
+    comes back): the connection is given up after `stall_s`, retried, and the program's clock
+    (a tone studio publishing every 20 ms from its own thread) never notices."""
+    _need("ffmpeg")
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        target = RtmpTarget(9, "silent", f"rtmp://127.0.0.1:{hole.getsockname()[1]}/live", KEY)
+        feed = ProgramFeed(9)
+        settings = RestreamSettings(retry_first_s=0.2, retry_max_s=0.5, stall_s=1.5)
+        push = RtmpPush(feed, target, TitleCard("Silent"), settings)
+        with tone_studio(feed, [Song(START_PTS, 440.0, "Tone")]) as studio:
+            push.start()
+            started, t0 = studio.frames_published, time.monotonic()
+            assert wait_for(lambda: push.status.failures >= 2, 20), push.status
+            frames, elapsed = studio.frames_published - started, time.monotonic() - t0
+            status = push.status
+            push.stop()
+            push.join(10)
+        feed.close()
+    assert status.state in (PushState.retrying, PushState.connecting)
+    error = status.error or ""
+    assert "timed out" in error or "stopped answering" in error, error
+    assert KEY not in str(status.error)
+    assert not push.running and push.status.state is PushState.stopped
+    # 50 frames a second all along: nothing waited on the silent server.
+    assert frames >= 50 * elapsed - 10, (frames, elapsed)
