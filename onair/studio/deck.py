@@ -730,7 +730,11 @@ class MusicDeck:
                 view = out if wanted == FRAME_SAMPLES else out[:, skip : skip + wanted]
             else:
                 view = self._scratch[:, :wanted]
-            got = reader.ring.read_into(view)
+            live = player.live
+            if live is not None and player.end_at is None:
+                got = live.read_paced(view)  # follows the sender's clock
+            else:
+                got = reader.ring.read_into(view)
             if got < wanted and not reader.finished:
                 self._underruns += 1
         if got > 0:

@@ -21,7 +21,7 @@ from typing import Any, Final
 import av
 import numpy as np
 
-from onair.studio.frames import CHANNELS, SAMPLE_RATE
+from onair.studio.frames import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Samples
 from onair.studio.ring import Plane, SampleRing
 
 __all__ = ["FORMATS", "LiveSource", "SourceBusy"]
@@ -36,6 +36,11 @@ _SLACK_S: Final = 4.0
 # outruns the decoder by more is not a live source.
 MAX_PENDING_BYTES: Final = 400_000
 _READ_CHUNK: Final = 4096
+# A sender's sound card runs a little fast or slow against the studio's clock (±100 ppm is
+# common: a third of a second an hour). Once the buffer has drifted this far from its target,
+# each frame takes one sample more or less from the ring (0.1 %, under two cents of pitch),
+# which pulls it back long before it could run dry or pile up.
+PACE_BAND_S: Final = 0.25
 
 # What FFmpeg calls the container of each Content-Type a source may send.
 FORMATS: Final = {
@@ -124,6 +129,10 @@ class LiveSource:
         self.buffer = max(1, round(buffer_s * SAMPLE_RATE))
         self.ring = SampleRing(self.buffer + round(_SLACK_S * SAMPLE_RATE))
         self._trim_slack = round(_SLACK_S * SAMPLE_RATE / 2)
+        self._band = min(round(PACE_BAND_S * SAMPLE_RATE), self.buffer // 4)
+        self._paced: Samples = np.zeros((CHANNELS, FRAME_SAMPLES + 1), dtype=np.float32)
+        self.paced_frames = 0
+        """Frames read a sample long or short to follow the sender's clock."""
         self.total = 0
         """Samples handed to the ring so far."""
         self.failure: str | None = None  # as a song's reader has; a live source never fails one
@@ -211,6 +220,31 @@ class LiveSource:
             return 0
         scratch = np.empty((CHANNELS, count - self.buffer), dtype=np.float32)
         return self.ring.read_into(scratch)
+
+    def read_paced(self, out: Samples) -> int:
+        """Fills ``out`` from the ring like ``SampleRing.read_into``, but one sample more or
+        less is taken (and the frame stretched to fit) while the buffer has drifted beyond
+        ``PACE_BAND_S`` of its target."""
+        n = int(out.shape[1])
+        count = self.ring.count
+        step = 0
+        if count > self.buffer + self._band:
+            step = 1
+        elif count < self.buffer - self._band and not self.finished:
+            step = -1
+        if step == 0 or n < 2 or n + step > self._paced.shape[1]:
+            return self.ring.read_into(out)
+        taken = self._paced[:, : n + step]
+        got = self.ring.read_into(taken)
+        if got < n + step:  # too little for a stretch: play what there is as it is
+            out[:, :got] = taken[:, :got]
+            return got
+        at = np.linspace(0.0, n + step - 1, n)
+        grid = np.arange(n + step)
+        for channel in range(CHANNELS):
+            out[channel] = np.interp(at, grid, taken[channel])
+        self.paced_frames += 1
+        return n
 
     def title_due(self) -> str | None:
         """The latest title sent with audio the deck has now taken from the ring, once."""

@@ -241,3 +241,43 @@ def test_the_host_talks_over_the_live_source_and_it_ducks() -> None:
         assert tone_db(out[:, at(2.0) : at(2.9)], 1000.0) > -16
     finally:
         studio.close()
+
+
+@pytest.mark.parametrize("speed", [0.9992, 1.0008])
+def test_a_sender_whose_clock_drifts_is_followed_not_cut_off(events: Events, speed: float) -> None:
+    """A sound card 800 ppm slow (or fast), over minutes: the deck takes a sample less (more)
+    per frame once the buffer has drifted, so it never runs dry, never piles up, never jumps."""
+    deck = MusicDeck(on_event=events.append, decode_in_background=False)
+    source = LiveSource("drifting", "mp3", buffer_s=0.2)  # no decoder: the test is the sender
+    phase = 0.0
+    step = 2 * np.pi * 440.0 / SAMPLE_RATE * speed  # the sender's samples, at its own rate
+    owed = 0.0
+
+    def send(seconds: float) -> None:
+        nonlocal phase, owed
+        owed += seconds * SAMPLE_RATE * speed
+        n = int(owed)
+        owed -= n
+        wave = (0.25 * np.sin(phase + step * np.arange(n))).astype(np.float32)
+        phase += step * n
+        source.ring.write([wave, wave])
+        source.total += n
+
+    try:
+        send(0.2)
+        deck.go_live(source)
+        deck.play()
+        frames = []
+        for _ in range(250 * 50):  # 250 s of program
+            send(0.02)
+            frames.append(deck.next_frame()[0])
+        assert not events.of(LiveEnded), "the live source was cut off"
+        # It settles at the edge of the band (a quarter of the buffer), give or take a frame.
+        assert abs(source.ring.count - source.buffer) <= source.buffer // 4 + 2 * 960
+        assert source.paced_frames > 0
+        tail = np.concatenate(frames[-100:])
+        assert np.abs(tail).max() > 0.2  # still the sine, at full level
+        jumps = np.abs(np.diff(tail))
+        assert jumps.max() < 2 * 0.25 * 2 * np.pi * 440 / SAMPLE_RATE  # no clicks
+    finally:
+        deck.close()
