@@ -134,6 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 @dataclass
 class Run:
     statuses: list[dict[str, object]]
+    controls: list[dict[str, object]]
+    """The broken push as the host stops it, as listed after, as started again."""
     probe: dict[str, object]
     rtmp_audio: np.ndarray
     listener: np.ndarray
@@ -195,12 +197,22 @@ async def _run(server: RunningServer, rtmp: RtmpServer) -> Run:
         restream = station.feed.existing("restream")
         assert isinstance(restream, ShowRestream)
         pushes = [restream.push(d["destination"]["id"]) for d in statuses]
+        # The host stops the broken one from the console, and starts it again.
+        broken = next(
+            d["destination"]["id"] for d in statuses if d["destination"]["name"] == "broken"
+        )
+        control = f"/api/v1/shows/{show['id']}/restream/{broken}"
+        stopped = (await http.post(f"{control}/stop")).json()["push"]
+        view = (await http.get(status_url)).json()["destinations"]
+        restarted = (await http.post(f"{control}/start")).json()["push"]
+        pushes.append(restream.push(broken))
         assert (await http.post(f"/api/v1/shows/{show['id']}/end")).status_code == 200
         for push in pushes:
             assert push is not None
             await asyncio.to_thread(push.join, 15)
     return Run(
         statuses,
+        [stopped, next(d["push"] for d in view if d["destination"]["id"] == broken), restarted],
         probe,
         audio,
         heard,
@@ -309,6 +321,13 @@ def test_the_host_sees_live_and_retrying_with_the_error(run: Run) -> None:
     assert bad["failures"] >= 2, "retried with backoff, more than once by now"
     assert KEY not in json.dumps(run.statuses)
     assert all(d["destination"]["stream_key"] == "••••cdef" for d in run.statuses)
+
+
+def test_the_host_stops_and_starts_a_push(run: Run) -> None:
+    stopped, listed, restarted = run.controls
+    assert stopped["state"] == listed["state"] == "stopped"
+    assert "Connection refused" in str(listed["error"])
+    assert restarted["state"] == "connecting" and restarted["failures"] == 0
 
 
 def test_the_show_never_waits_for_a_destination(run: Run) -> None:
