@@ -327,6 +327,8 @@ async def test_ffmpeg_put_is_heard_titled_and_falls_back_when_it_freezes(
             listener = await run_peer(world, show, process, "DJ Tone - Concert A")
             check_hears_440(listener)
             assert listener.titles[-1] == "DJ Tone - Concert A", listener.titles
+            source = (await show.http.get(f"/api/v1/shows/{show.show_id}/source")).json()
+            assert source["connected"] is True and source["key"] == show.key
             heard = (await studio_state(show))["now_playing"]
             assert (heard["title"], heard["artists"], heard["id"]) == (
                 "Concert A",
