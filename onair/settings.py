@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     restream_max_destinations: int = Field(
         default=5, ge=1, le=50, description="RTMP destinations one host may keep."
     )
+    restream_video_fps: int = Field(
+        default=10,
+        ge=1,
+        le=30,
+        description="Restream: frame rate of the still title card sent as video (a keyframe "
+        "every 2 s whatever the rate; more frames cost almost nothing).",
+    )
     restream_ffmpeg: str = Field(
         default="ffmpeg",
         description="The ffmpeg binary that relays restreams over RTMP (PyAV muxes, ffmpeg sends).",

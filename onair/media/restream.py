@@ -75,7 +75,7 @@ class RestreamSettings:
     queue_packets: int = 250
     """AAC packets (21 ms each: about 5 s) a connection may fall behind by before losing some."""
     video_size: tuple[int, int] = (1280, 720)
-    video_fps: int = 5
+    video_fps: int = 10
     keyframe_s: float = 2.0
     """Twitch asks for a keyframe at least every 2 s (it is a still image: keyframes are cheap)."""
     ffmpeg: str = "ffmpeg"
@@ -290,7 +290,7 @@ class _Connection:
         video_time_base = Fraction(1, fps)
         first_pts: int | None = None
         frame = 0  # video frames sent: the GOP is replayed in order, frame after frame
-        next_video = 0  # audio sample (from the first packet) the next video frame is due at
+        video_pts = 0  # of the next video frame, in frames since the first audio packet
         while True:
             try:
                 packet = self.packets.get(timeout=1.0)
@@ -303,18 +303,19 @@ class _Connection:
             if first_pts is None:
                 first_pts = packet.pts
             at = packet.pts - first_pts
-            if at - next_video > SAMPLE_RATE:  # packets were lost: do not send a burst of video
-                next_video = at
-            while next_video <= at:
+            due = at * fps // SAMPLE_RATE  # the last video frame due by this audio packet
+            if due - video_pts > fps:  # packets were lost: do not send a burst of video
+                video_pts = due
+            while video_pts <= due:
                 data, key = gop[frame % len(gop)]
                 out = av.Packet(data)
                 out.stream = video
                 out.time_base = video_time_base
-                out.pts = out.dts = round(next_video * fps / SAMPLE_RATE)
+                out.pts = out.dts = video_pts
                 out.is_keyframe = key
                 container.mux(out)
                 frame += 1
-                next_video += SAMPLE_RATE // fps
+                video_pts += 1
             out = av.Packet(packet.data[_ADTS_HEADER:])
             out.stream = audio
             out.time_base = _AUDIO_TIME_BASE

@@ -34,6 +34,7 @@ def restream_settings(settings: Settings) -> RestreamSettings:
         retry_first_s=settings.restream_retry_first_s,
         retry_max_s=settings.restream_retry_max_s,
         ffmpeg=settings.restream_ffmpeg,
+        video_fps=settings.restream_video_fps,
     )
 
 

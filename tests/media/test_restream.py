@@ -301,6 +301,7 @@ def test_nginx_receives_aac_audio_and_h264_video(run: Run) -> None:
     assert by_type["audio"]["sample_rate"] == "48000" and by_type["audio"]["channels"] == 2
     assert by_type["video"]["codec_name"] == "h264"
     assert (by_type["video"]["width"], by_type["video"]["height"]) == (1280, 720)
+    assert by_type["video"]["r_frame_rate"] == "10/1"  # ONAIR_RESTREAM_VIDEO_FPS's default
 
 
 def test_the_restream_carries_the_show_as_heard(run: Run) -> None:
