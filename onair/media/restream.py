@@ -551,7 +551,8 @@ class RtmpPush:
             lasted = self._watch(connection)
             if self.stopping:
                 break
-            connection.finished.wait()
+            while not connection.finished.wait(1.0):  # given up on: make sure its relay is gone
+                connection.kill(connection.error or "the destination stopped answering")
             error = connection.error or "the destination closed the connection"
             failures = 1 if lasted >= self.settings.healthy_after_s else failures + 1
             delay = min(
@@ -569,10 +570,10 @@ class RtmpPush:
             self._set(self._state(PushState.retrying, error, failures=failures, retry_at=retry_at))
             self._wake.wait(delay)
         if connection is not None:
-            connection.stop()
+            connection.stop()  # it closes the FLV and lets the relay flush, unless it is stuck
             if not connection.finished.wait(self.settings.stall_s):
-                connection.kill("stopped")
-            connection.finished.wait()
+                while not connection.finished.wait(1.0):
+                    connection.kill("stopped")
         self._set(self._state(PushState.stopped, error))
         log.info(
             "restream stopped show=%s destination=%s", self.feed.show_id, self.target.destination_id
