@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+from onair.settings import Settings
 from tests.conftest import sign_up
 
 BASE = "/api/v1/restream/destinations"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """No ffmpeg: these tests never push (the pushes are tested against nginx in tests/media)."""
+    return Settings(
+        data_dir=tmp_path / "var",
+        signup_per_hour=1000,
+        login_per_minute=1000,
+        restream_ffmpeg="/nonexistent/ffmpeg",
+    )
+
+
 KEY = "live_123456789_abcdefWXYZ"
 
 
@@ -104,3 +120,18 @@ async def test_the_console_has_the_panel_for_the_host_alone(client: httpx.AsyncC
     page = await client.get(f"/shows/{show['id']}/console", headers={"accept": "text/html"})
     assert page.status_code == 200, page.text[:300]
     assert "data-restream" not in page.text and "restream.js" not in page.text
+
+
+async def test_without_ffmpeg_a_start_says_so(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "deejay")
+    created = (await _add(client, enabled=True)).json()
+    show = (await client.post("/api/v1/shows", json={"title": "Mine"})).json()
+    # Going live is not held up by a destination that cannot start.
+    assert (await client.post(f"/api/v1/shows/{show['id']}/live")).status_code == 200
+    view = (await client.get(f"/api/v1/shows/{show['id']}/restream")).json()
+    assert view["live"] is True and view["destinations"][0]["push"] is None
+    r = await client.post(f"/api/v1/shows/{show['id']}/restream/{created['id']}/start")
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "restream_unavailable"
+    assert "ffmpeg" in r.json()["error"]["message"]
+    await client.post(f"/api/v1/shows/{show['id']}/end")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,12 @@ def start_push(
     settings: RestreamSettings,
 ) -> PushStatus:
     """Starts (or restarts, with its current URL and key) the push to `destination`."""
+    if shutil.which(settings.ffmpeg) is None:
+        raise ApiError(
+            503,
+            "restream_unavailable",
+            f"restreaming needs ffmpeg on the server ({settings.ffmpeg} was not found)",
+        )
     try:
         return show_restream(feed, settings).start(target_of(destination), card)
     except RuntimeError:  # the show ended a moment ago
@@ -182,6 +189,14 @@ async def start_enabled(
             if not enabled:
                 return 0
             card = card_of(show, await db.get(User, show.host_id))
+        if shutil.which(settings.ffmpeg) is None:
+            log.warning(
+                "restream: %s not found; show=%s goes live without its %d destinations",
+                settings.ffmpeg,
+                feed.show_id,
+                len(enabled),
+            )
+            return 0
         for destination in enabled:
             start_push(feed, destination, card, settings)
         log.info("restream auto-started show=%s destinations=%d", feed.show_id, len(enabled))
