@@ -93,6 +93,7 @@ rtmp {{
 @pytest.fixture(scope="module")
 def rtmp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtmpServer]:
     nginx = _need("/usr/sbin/nginx")
+    _need("ffprobe")  # the RTMP player of the checks
     if not NGINX_MODULE.exists():
         pytest.skip("nginx's RTMP module is not installed (libnginx-mod-rtmp)")
     root = tmp_path_factory.mktemp("nginx")
