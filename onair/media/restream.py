@@ -128,7 +128,7 @@ class PushStatus:
     failures: int = 0
     """Failed attempts in a row."""
     retry_at: float | None = None
-    """Unix time of the next attempt, while retrying."""
+    """Unix time of the next attempt, while waiting to retry (None: an attempt is under way)."""
     live_since: float | None = None
     sent_s: float = 0.0
     """Program seconds sent on the current connection."""
@@ -544,7 +544,9 @@ class RtmpPush:
         error: str | None = None
         connection: _Connection | None = None
         while not self.stopping:
-            self._set(self._state(PushState.connecting, error=error, failures=failures))
+            # After a failure every attempt is part of retrying, until one goes live.
+            state = PushState.retrying if failures else PushState.connecting
+            self._set(self._state(state, error=error, failures=failures))
             connection = _Connection(self)
             self._connection = connection
             connection.thread.start()

@@ -131,7 +131,9 @@ class PushOut(BaseModel):
     )
     error: str | None = Field(description="The last failure (the stream key never appears).")
     failures: int = Field(description="Failed attempts in a row.")
-    retry_at: datetime | None = Field(description="The next attempt, while retrying.")
+    retry_at: datetime | None = Field(
+        description="The next attempt, while waiting to retry; null while an attempt is under way."
+    )
     live_since: datetime | None
     sent_s: float = Field(description="Seconds of program sent on the current connection.")
     dropped: int = Field(description="Audio packets lost because the destination fell behind.")

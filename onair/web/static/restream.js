@@ -20,12 +20,14 @@ function describe(push, live) {
   if (!push) return live ? "Not pushing." : "Starts when you go live.";
   switch (push.state) {
     case "connecting":
-      return push.error ? `Connecting again… (last error: ${push.error})` : "Connecting…";
+      return "Connecting…";
     case "live":
       return `Live · ${duration(push.sent_s)} sent${push.dropped ? ` · ${push.dropped} packets lost` : ""}`;
     case "retrying": {
-      const wait = push.retry_at ? Math.max(0, (Date.parse(push.retry_at) - Date.now()) / 1000) : 0;
-      return `Retrying in ${Math.ceil(wait)} s (${push.failures} ${push.failures === 1 ? "failure" : "failures"} in a row): ${push.error}`;
+      const failures = `${push.failures} ${push.failures === 1 ? "failure" : "failures"} in a row`;
+      if (!push.retry_at) return `Retrying now (${failures}): ${push.error}`;
+      const wait = Math.max(0, (Date.parse(push.retry_at) - Date.now()) / 1000);
+      return `Retrying in ${Math.ceil(wait)} s (${failures}): ${push.error}`;
     }
     default:
       return push.error ? `Stopped (last error: ${push.error})` : "Stopped.";
