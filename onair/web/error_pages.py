@@ -1,4 +1,5 @@
-"""Errors as HTML pages for browsers; everything under /api/ keeps its JSON error body."""
+"""Errors as HTML pages for browsers; everything under /api/ (and the other machine endpoints:
+streams, oEmbed, the Alexa skill) keeps its JSON error body."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ log = logging.getLogger("onair.web")
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
-_JSON_PREFIXES = ("/api/", "/static/", "/openapi.json", "/docs", "/redoc", "/listen/")
+_JSON_PREFIXES = (
+    "/api/",
+    "/static/",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+    "/listen/",
+    "/oembed",
+    "/integrations/",
+)
 
 _TITLES = {
     403: "You can't open this page",

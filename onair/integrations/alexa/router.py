@@ -187,13 +187,15 @@ class AlexaEndpoint:
                 self._handler.verify_request_and_dispatch, headers, body
             )
         except WrongSkill as exc:
-            log.warning("alexa request refused: %s", exc)
-            return _refusal(403, "wrong_skill", str(exc))
+            log.warning("alexa request refused: %s", _brief(exc))
+            return _refusal(403, "wrong_skill", _brief(exc))
         except VerificationException as exc:
-            log.warning("alexa request refused: %s", exc)
-            return _refusal(400, "alexa_verification", f"not a verified Alexa request: {exc}")
+            log.warning("alexa request refused: %s", _brief(exc))
+            reason = f"not a verified Alexa request: {_brief(exc)}"
+            return _refusal(400, "alexa_verification", reason)
         except (AskSdkException, ValueError, TypeError, AttributeError) as exc:
-            log.warning("alexa request unreadable: %s", exc)
+            # The SDK's message quotes the body: an anonymous caller's text, kept short.
+            log.warning("alexa request unreadable: %s", _brief(exc))
             return _refusal(400, "invalid", "not an Alexa request")
         return JSONResponse(answer)
 
@@ -218,3 +220,9 @@ def alexa_router(endpoint: AlexaEndpoint) -> APIRouter:
         return await endpoint.answer(request)
 
     return router
+
+
+def _brief(exc: Exception, limit: int = 200) -> str:
+    """An exception's message cut to `limit` characters, on one line."""
+    message = " ".join(str(exc).split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"
