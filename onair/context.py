@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from onair.clock import Clock
 from onair.licensing.service import Licensing
+from onair.licensing.territories import AccountTerritories
 from onair.live.registry import Stations
 from onair.live.station import StationSettings
 from onair.media.webrtc import WebRtcService
@@ -49,6 +50,8 @@ class OnAir:
     notifier: Notifier = field(init=False)
     stations: Stations = field(init=False)
     trending: TrendingBoard = field(init=False)
+    account_territories: AccountTerritories = field(init=False, default_factory=AccountTerritories)
+    """What the territory guard last read of each session's account (licensing.geoblock)."""
 
     def __post_init__(self) -> None:
         self.rooms = RoomHub(self.clock)

@@ -81,9 +81,12 @@ class TerritoryGuard:
         account = None
         token = request.cookies.get(settings.secret_cookie_name)
         if token and territory_code(header) is None:  # no header, or one that places no one
-            async with self.onair.sessions() as db:
-                user = await user_for_token(db, self.onair.clock, token)
+            known, account = self.onair.account_territories.get(token)
+            if not known:
+                async with self.onair.sessions() as db:
+                    user = await user_for_token(db, self.onair.clock, token)
                 account = user.territory if user else None
+                self.onair.account_territories.put(token, user.id if user else None, account)
         return listener_territory(
             header=header, account=account, territories=settings.territory_list
         )

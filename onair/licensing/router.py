@@ -155,4 +155,5 @@ async def set_territory(
             )
     user.territory = code
     await db.commit()
+    ctx.account_territories.forget(user.id)  # the next stream request reads it afresh
     return territory_view(request, ctx.settings, code)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import iso3166
@@ -66,3 +67,34 @@ def listener_territory(
     if code is not None:
         return ListenerTerritory(code, "account")
     return ListenerTerritory(territories[0], "default")
+
+
+@dataclass
+class AccountTerritories:
+    """The territory of the account each session cookie signs in, as the guard last read it.
+
+    A player asks for an HLS segment every few seconds; without this each one was a database
+    query. An entry lives `ttl_s` (a sign-out is noticed that late), and `forget` drops a
+    user's entries as soon as they set their territory, on this node; other nodes notice
+    within `ttl_s`. At most `size` sessions are kept, the oldest dropped first."""
+
+    ttl_s: float = 60.0
+    size: int = 10_000
+    _entries: dict[str, tuple[float, int | None, str | None]] = field(default_factory=dict)
+
+    def get(self, token: str) -> tuple[bool, str | None]:
+        """(whether the token's account territory is known, that territory)."""
+        entry = self._entries.get(token)
+        if entry is None or entry[0] <= time.monotonic():
+            return False, None
+        return True, entry[2]
+
+    def put(self, token: str, user_id: int | None, territory: str | None) -> None:
+        self._entries.pop(token, None)
+        while len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (time.monotonic() + self.ttl_s, user_id, territory)
+
+    def forget(self, user_id: int) -> None:
+        for token in [t for t, (_, u, _) in self._entries.items() if u == user_id]:
+            del self._entries[token]

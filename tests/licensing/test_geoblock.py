@@ -141,3 +141,31 @@ async def test_no_header_is_trusted_unless_the_operator_names_one(
         where = (await c.get("/api/v1/territory", headers={"CF-IPCountry": "FR"})).json()
         assert (where["territory"], where["source"]) == ("US", "default")
     await asgi.onair.engine.dispose()  # type: ignore[attr-defined]
+
+
+async def test_a_player_fetching_segments_is_not_looked_up_each_time(
+    front: httpx.AsyncClient, live_show: int
+) -> None:
+    """The guard reads a session's account territory once and keeps it; setting a territory
+    is still heeded at the next request."""
+    from sqlalchemy import event
+
+    onair = front._transport.app.onair  # type: ignore[attr-defined]
+    lookups: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "sessions" in statement:
+            lookups.append(statement)
+
+    await front.post("/api/v1/accounts/logout")
+    await sign_up(front, "listener")
+    event.listen(onair.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(5):
+            assert (await front.get(f"/listen/{live_show}.m3u")).status_code == 200
+        assert len(lookups) == 1
+        assert (await front.put("/api/v1/territory", json={"territory": "fr"})).status_code == 200
+        assert (await front.get(f"/listen/{live_show}.m3u")).status_code == 451
+        assert (await front.get(f"/listen/{live_show}.m3u")).status_code == 451
+    finally:
+        event.remove(onair.engine.sync_engine, "before_cursor_execute", seen)
