@@ -19,15 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select
 
-from onair.app import create_app
-from onair.db.migrate import upgrade
 from onair.live.station import LISTENERS_EVERY_S
 from onair.royalties.models import PlayLog
-from onair.settings import Settings
 from onair.shows.browse.models import ShowGenreSeconds
 from onair.shows.models import Show
-from tests.live import seed_songs, write_song
-from tests.server import RunningServer, serve
+from tests.live import serving_concert_a
+from tests.server import RunningServer
 
 pytestmark = pytest.mark.media
 
@@ -36,14 +33,7 @@ HTML = {"accept": "text/html"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    root = tmp_path_factory.mktemp("browse-live")
-    settings = Settings(data_dir=root / "var")
-    settings.data_dir.mkdir(parents=True)
-    upgrade(settings.resolved_database_url)
-    song = root / "a440.flac"
-    write_song(song, 440.0, 60.0, 0.3)
-    asyncio.run(seed_songs(settings.resolved_database_url, [(song, "Concert A")]))
-    with serve(create_app(settings)) as running:
+    with serving_concert_a(tmp_path_factory.mktemp("browse-live")) as running:
         yield running
 
 

@@ -6,18 +6,24 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
 from aiortc import MediaStreamTrack
 
+from onair.app import create_app
 from onair.catalog.audiofile import probe_audio_file
 from onair.catalog.service import CatalogWriter, TrackInput
 from onair.clock import SystemClock
 from onair.db.base import make_engine, make_sessionmaker
+from onair.db.migrate import upgrade
+from onair.settings import Settings
+from tests.server import RunningServer, serve
 
 RATE = 48_000
 Mono = npt.NDArray[np.float64]
@@ -60,6 +66,20 @@ async def seed_songs(url: str, songs: list[tuple[Path, str]]) -> None:
         await CatalogWriter(db, SystemClock()).write(items)
         await db.commit()
     await engine.dispose()
+
+
+@contextmanager
+def serving_concert_a(root: Path, **settings: Any) -> Iterator[RunningServer]:
+    """A real server with its data under `root` whose catalog is one song: a minute of 440 Hz,
+    "Concert A" by "Test Tones"; `settings` are the app's own."""
+    config = Settings(data_dir=root / "var", **settings)
+    config.data_dir.mkdir(parents=True)
+    upgrade(config.resolved_database_url)
+    song = root / "a440.flac"
+    write_song(song, 440.0, 60.0, 0.3)
+    asyncio.run(seed_songs(config.resolved_database_url, [(song, "Concert A")]))
+    with serve(create_app(config)) as running:
+        yield running
 
 
 def band_db(signal: Mono, freq: float) -> float:

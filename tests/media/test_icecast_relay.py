@@ -24,12 +24,9 @@ from xml.sax.saxutils import escape
 import httpx
 import pytest
 
-from onair.app import create_app
-from onair.db.migrate import upgrade
-from onair.settings import Settings
-from tests.live import RATE, band_db, seed_songs, write_song
+from tests.live import RATE, band_db, serving_concert_a
 from tests.media import decode, dominant_frequency, wait_for
-from tests.server import RunningServer, serve
+from tests.server import RunningServer
 
 pytestmark = pytest.mark.media
 
@@ -114,14 +111,7 @@ def _unprivileged() -> tuple[str, str] | None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    root = tmp_path_factory.mktemp("relay")
-    settings = Settings(data_dir=root / "var")
-    settings.data_dir.mkdir(parents=True)
-    upgrade(settings.resolved_database_url)
-    song = root / "a440.flac"
-    write_song(song, 440.0, 60.0, 0.3)
-    asyncio.run(seed_songs(settings.resolved_database_url, [(song, "Concert A")]))
-    with serve(create_app(settings)) as running:
+    with serving_concert_a(tmp_path_factory.mktemp("relay")) as running:
         yield running
 
 

@@ -23,8 +23,6 @@ import httpx
 import numpy as np
 import pytest
 
-from onair.app import create_app
-from onair.db.migrate import upgrade
 from onair.media.feed import ProgramFeed
 from onair.media.restream import (
     PushState,
@@ -34,10 +32,9 @@ from onair.media.restream import (
     ShowRestream,
     TitleCard,
 )
-from onair.settings import Settings
-from tests.live import RATE, band_db, levels, seed_songs, write_song
+from tests.live import RATE, band_db, levels, serving_concert_a
 from tests.media import START_PTS, Song, decode, dominant_frequency, tone_studio, wait_for
-from tests.server import RunningServer, serve
+from tests.server import RunningServer
 
 pytestmark = pytest.mark.media
 
@@ -122,13 +119,8 @@ def rtmp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtmpServer
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     _need("ffmpeg")
     root = tmp_path_factory.mktemp("restream")
-    settings = Settings(data_dir=root / "var", restream_retry_first_s=0.5, restream_retry_max_s=2.0)
-    settings.data_dir.mkdir(parents=True)
-    upgrade(settings.resolved_database_url)
-    song = root / "a440.flac"
-    write_song(song, 440.0, 60.0, 0.3)
-    asyncio.run(seed_songs(settings.resolved_database_url, [(song, "Concert A")]))
-    with serve(create_app(settings)) as running:
+    retrying = {"restream_retry_first_s": 0.5, "restream_retry_max_s": 2.0}
+    with serving_concert_a(root, **retrying) as running:
         yield running
 
 
