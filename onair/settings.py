@@ -22,6 +22,20 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy async URL; empty means SQLite in data_dir/onair.db.",
     )
+    redis_url: str = Field(
+        default="",
+        description="Redis URL (redis://host:6379/0) shared by every node; empty means one node "
+        "with the in-process bus.",
+    )
+    node_id: str = Field(
+        default="",
+        description="This node's name among several; empty means a random one at each start.",
+    )
+    node_url: str = Field(
+        default="",
+        description="Where the other nodes reach this one (http://10.0.0.2:8000), for media of "
+        "the studios it runs; empty means http://host:port.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     source_port: int = Field(
