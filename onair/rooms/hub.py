@@ -145,6 +145,10 @@ class Room:
     """Counts the public chat events, so a welcome's copy of the chat knows when it is stale."""
     chat_cache: tuple[int, dict[str, Any]] | None = None
     """The last 50 messages and the chat settings as of `chat_version`, for welcomes."""
+    deliveries: int = 0
+    """Events handed to clients in the live fan-out (read by /metrics; never decreases)."""
+    chat_deliveries: int = 0
+    """...of which public chat events (`chat.*`)."""
 
     def publish(
         self,
@@ -156,16 +160,25 @@ class Room:
         to_user: int | None = None,
     ) -> RoomEvent:
         self.seq += 1
-        if type_.startswith("chat.") and not crew_only and to_user is None:
+        chat = type_.startswith("chat.") and not crew_only and to_user is None
+        if chat:
             self.chat_version += 1
         event = RoomEvent(type_, self.seq, self.clock.now().timestamp(), data, crew_only, to_user)
         self.history.append(event)
         if sticky:
             self.state[type_] = event.as_json()
+        delivered = 0
         for client in list(self.clients.values()):
-            if client.sees(event) and not client.offer(event):
+            if not client.sees(event):
+                continue
+            if client.offer(event):
+                delivered += 1
+            else:
                 log.info("room %s: dropping client %s that fell behind", self.show_id, client.id)
                 self.clients.pop(client.id, None)
+        self.deliveries += delivered
+        if chat:
+            self.chat_deliveries += delivered
         return event
 
     def since(self, seq: int, client: RoomClient) -> list[RoomEvent] | None:
