@@ -28,6 +28,9 @@ from onair.media.source_keys import check_key
 from onair.media.whep import webrtc_router
 from onair.moderation.pages import router as moderation_pages
 from onair.moderation.router import router as moderation_router
+from onair.ops.metrics import CountResponses
+from onair.ops.router import Ops
+from onair.ops.router import router as ops_router
 from onair.replays.router import files as replay_files
 from onair.replays.router import router as replays_router
 from onair.replays.service import Replays
@@ -148,13 +151,16 @@ def create_app(
     app.state.onair = onair
     app.state.replays = replays
     app.state.ingest = ingest
+    app.state.ops = ops = Ops(onair)  # /metrics' registry, /readyz's checks (others add theirs)
     install_error_handlers(app)
 
     app.add_middleware(TerritoryGuard, onair=onair)  # 451 outside the territories
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _BODY_SLACK)
     app.add_middleware(CrossSiteGuard)
     app.add_middleware(HttpCycle)
+    app.add_middleware(CountResponses, counts=ops.http)  # outside the refusals, to count them
     app.add_middleware(RoomWire)  # outermost: it must see the server's own send
+    app.include_router(ops_router)
     app.include_router(accounts_router)
     app.include_router(catalog_router)
     app.include_router(shows_router)

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Where the other nodes reach this one (http://10.0.0.2:8000), for media of "
         "the studios it runs; empty means http://host:port.",
     )
+    metrics_token: str = Field(
+        default="",
+        description="Bearer token that reads /metrics (Prometheus' authorization: credentials); "
+        "empty: only callers on this host (loopback, not through a proxy) and signed-in admins.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     source_port: int = Field(

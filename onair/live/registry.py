@@ -35,6 +35,10 @@ class Stations:
     def get(self, show_id: int) -> LiveShow | None:
         return self._live.get(show_id)
 
+    def live(self) -> list[LiveShow]:
+        """The shows whose studio runs here now (read by /metrics)."""
+        return list(self._live.values())
+
     def feed(self, show_id: int) -> ProgramFeed | None:
         station = self._live.get(show_id)
         return station.feed if station else None

@@ -96,6 +96,10 @@ class Encoder:
         self._closed = False
         self.starts = 0
         """How many times the worker has started (for tests and metrics)."""
+        self.encode_seconds = 0.0
+        """Time the worker has spent converting and encoding frames (read by /metrics)."""
+        self.dropped_frames = 0
+        """Program frames lost because the worker was behind (read by /metrics)."""
 
     # --- consumers
 
@@ -256,6 +260,7 @@ class Encoder:
                 ctx = self._open_codec()
                 pending, pending_pts = pending[:, :0], frame.pts
             anchor = (frame.pts, frame.wallclock)
+            began = time.perf_counter()
             pending = np.concatenate([pending, frame.samples], axis=1)
             while pending.shape[1] >= size:
                 av_frame = self._frame(np.ascontiguousarray(pending[:, :size]))
@@ -266,7 +271,10 @@ class Encoder:
                 pending_pts += size
                 for packet in ctx.encode(av_frame):
                     self._emit(packet, anchor)
+            # One writer (this thread); a float add per 20 ms frame, no lock.
+            self.encode_seconds += time.perf_counter() - began
             if run.dropped:
+                self.dropped_frames += run.dropped
                 log.warning(
                     "encoder behind show=%s format=%s: dropped %d frames",
                     self.feed.show_id,

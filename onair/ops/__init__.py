@@ -1,0 +1,1 @@
+"""Operations: `/metrics` for Prometheus, `/healthz` and `/readyz` for orchestrators."""
