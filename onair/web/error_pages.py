@@ -30,6 +30,9 @@ _JSON_PREFIXES = (
     "/listen/",
     "/oembed",
     "/integrations/",
+    "/metrics",  # the operations endpoints are for machines (onair.ops)
+    "/healthz",
+    "/readyz",
 )
 
 _TITLES = {
