@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from onair.accounts.router import router as accounts_router
 from onair.catalog.router import router as catalog_router
 from onair.clock import Clock, SystemClock
+from onair.cluster.proxy import OwnerProxy
+from onair.cluster.router import router as cluster_router
 from onair.context import OnAir
 from onair.csrf import CrossSiteGuard
 from onair.db.base import make_engine, make_sessionmaker
@@ -91,7 +93,10 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     """
     app = create_app(settings, clock, source_ingest=True)
     onair: OnAir = app.state.onair
-    return TerritoryGuard(StreamFront(app, onair.stations.feed), onair)
+    front: ASGIApp = StreamFront(app, onair.stations.feed)
+    if onair.cluster is not None:  # a show's media and studio, wherever its studio runs
+        front = OwnerProxy(front, onair.cluster)
+    return TerritoryGuard(front, onair)
 
 
 def create_app(
@@ -118,6 +123,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if onair.cluster is not None:
+            await onair.cluster.start()
         await onair.stations.resume()
         await replays.resume()
         ingest_server = None
@@ -140,6 +147,8 @@ def create_app(
         await onair.notifications.aclose()
         await onair.notifier.aclose()
         await onair.stations.aclose()
+        if onair.cluster is not None:
+            await onair.cluster.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -170,6 +179,7 @@ def create_app(
     app.include_router(hashtags_router)
     app.include_router(rooms_router)
     app.include_router(studio_router)
+    app.include_router(cluster_router)
     app.include_router(source_router)
     app.include_router(stage_router)
     app.include_router(requests_router)

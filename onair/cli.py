@@ -46,6 +46,8 @@ cli.add_typer(user_cli, name="user")
 report_cli = typer.Typer(help="Reports for the operator.", no_args_is_help=True)
 cli.add_typer(catalog_cli, name="catalog")
 cli.add_typer(report_cli, name="report")
+node_cli = typer.Typer(help="The nodes of a cluster (ONAIR_REDIS_URL).", no_args_is_help=True)
+cli.add_typer(node_cli, name="node")
 
 console = Console(stderr=True)
 
@@ -369,6 +371,54 @@ def serve(
         # compression would only shrink welcomes, at about 38 KiB of memory per connection.
         ws_per_message_deflate=False,
     )
+
+
+async def _nodes(change: Callable[..., Awaitable[None]] | None = None, *args: object) -> None:
+    from redis.asyncio import Redis
+
+    from onair.cluster.node import Keys, list_nodes
+
+    settings = Settings()
+    if not settings.redis_url:
+        console.print("[red]No cluster: ONAIR_REDIS_URL is not set.[/red]")
+        raise typer.Exit(1)
+    redis = Redis.from_url(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    try:
+        if change is not None:
+            await change(redis, keys, *args)
+        for node in await list_nodes(redis, keys):
+            state = "draining" if node.draining else "open"
+            print(
+                f"{node.node_id}\t{node.url}\t{state}\tstudios={node.studios}"
+                f"\tlisteners={node.listeners}\tcpu={node.cpu:.2f}"
+            )
+    finally:
+        await redis.aclose()
+
+
+@node_cli.command("list")
+def node_list() -> None:
+    """The nodes whose heartbeat is fresh, with their load."""
+    asyncio.run(_nodes())
+
+
+@node_cli.command("drain")
+def node_drain(node_id: Annotated[str, typer.Argument(help="The node (ONAIR_NODE_ID).")]) -> None:
+    """No new studios on the node; its live shows move to other nodes at a song's end."""
+    from onair.cluster.node import set_draining
+
+    asyncio.run(_nodes(set_draining, node_id, True))
+
+
+@node_cli.command("undrain")
+def node_undrain(
+    node_id: Annotated[str, typer.Argument(help="The node (ONAIR_NODE_ID).")],
+) -> None:
+    """The node takes new studios again."""
+    from onair.cluster.node import set_draining
+
+    asyncio.run(_nodes(set_draining, node_id, False))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from onair.clock import Clock
+from onair.cluster.node import ClusterNode
 from onair.licensing.service import Licensing
 from onair.licensing.territories import AccountTerritories
 from onair.live.registry import Stations
@@ -49,6 +50,8 @@ class OnAir:
     """Each user's open notification streams: the in-process bus, as `rooms` is for rooms."""
     notifier: Notifier = field(init=False)
     stations: Stations = field(init=False)
+    cluster: ClusterNode | None = field(init=False, default=None)
+    """This node among several (ONAIR_REDIS_URL); None on a node of its own."""
     trending: TrendingBoard = field(init=False)
     account_territories: AccountTerritories = field(init=False, default_factory=AccountTerritories)
     """What the territory guard last read of each session's account (licensing.geoblock)."""
@@ -74,6 +77,8 @@ class OnAir:
                 restream=restream_settings(self.settings),
             ),
         )
+        if self.settings.redis_url:
+            self.cluster = ClusterNode(self.settings, self.stations, self.sessions)
         s = self.settings
         self.limiters = Limiters(
             signup=RateLimiter(

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="Redis URL (redis://host:6379/0) shared by every node; empty means one node "
         "with the in-process bus.",
     )
+    redis_prefix: str = Field(
+        default="onair:",
+        description="Prefix of every Redis key and channel of this deployment (several can share "
+        "one Redis).",
+    )
     node_id: str = Field(
         default="",
         description="This node's name among several; empty means a random one at each start.",

@@ -215,6 +215,11 @@ BECAUSE = "breaks the rules"
 # One row per operation of the OpenAPI document (and a second for the crew's view of the
 # chat), in the document's order.
 ROWS = (
+    # operations: Prometheus reads /metrics with the token (this world sets one), admins too;
+    # orchestrators probe /healthz and /readyz, which say nothing private
+    Row("GET", "/metrics", ADMINS),
+    Row("GET", "/healthz", PUBLIC),
+    Row("GET", "/readyz", PUBLIC),
     # accounts
     Row("POST", "/api/v1/accounts/signup", PUBLIC, _signup),
     Row("POST", "/api/v1/accounts/login", "+ + + + + + + + F", _login),  # 403 banned
@@ -521,6 +526,7 @@ def world_settings(root: Path) -> Settings:
         signup_per_hour=1000,
         login_per_minute=1000,
         max_cohosts=8,
+        metrics_token="prometheus-secret",  # so /metrics is decided by who calls, not from where
     )
 
 

@@ -2,6 +2,7 @@
 
 from onair.accounts.models import Session, User
 from onair.catalog.models import Album, Artist, Genre, Licence, Track, TrackArtist, TrackGenre
+from onair.cluster.models import ShowPlayhead
 from onair.db.base import Base
 from onair.media.source_keys import SourceKey
 from onair.moderation.models import AuditEntry, CommunityRules, Report
@@ -44,6 +45,7 @@ __all__ = [
     "Show",
     "ShowGenreSeconds",
     "ShowHashtag",
+    "ShowPlayhead",
     "SongRequest",
     "SourceKey",
     "StageEntry",

@@ -33,7 +33,7 @@ from onair.restream import service as restream
 from onair.rooms.hub import RoomHub
 from onair.royalties import analytics
 from onair.royalties import service as play_log
-from onair.royalties.models import ListenerSample
+from onair.royalties.models import ListenerSample, PlayLog
 from onair.shows.browse import service as browse
 from onair.shows.models import QueueItem, QueueState, Show
 from onair.stage.service import Stage, user_of_voice
@@ -85,6 +85,25 @@ class _Play:
         self.performances = self.listeners_at_start + audience.joins - self.joins_at_start
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a show's studio that stopped on another node left off (onair/cluster): the song
+    on air, from `track.start_s`, and its play-log row, which this studio carries on."""
+
+    track: DeckTrack
+    play_id: int | None
+
+
+@dataclass(frozen=True)
+class Playhead:
+    """What a studio saves every second or so, for the node that may have to resume it."""
+
+    queue_item_id: int | None
+    track_id: int | None
+    position_s: float
+    play_id: int | None
+
+
 @dataclass
 class StationSettings:
     crossfade_s: float = 3.0
@@ -113,6 +132,8 @@ class LiveShow:
     """Ends a voice's line into this show (the stage took them off it)."""
     options: StationSettings = field(default_factory=StationSettings)
     clock: Clock = field(default_factory=SystemClock)
+    resume: Resume | None = None
+    """Set when this studio takes a show over from another node: the song on air goes first."""
     studio: Studio = field(init=False)
     stage: Stage = field(init=False)
     feed: ProgramFeed = field(init=False)
@@ -137,6 +158,8 @@ class LiveShow:
     _recorder: ShowRecorder | None = field(init=False, default=None)
     _live_title: str | None = field(init=False, default=None)
     """What the live source (DJ software) on air is playing, while one is."""
+    songs_started: int = field(init=False, default=0)
+    """Songs that went on air in this studio: a drain moves the show when it grows."""
 
     async def start(self) -> None:
         async with self.sessions() as db:
@@ -205,7 +228,9 @@ class LiveShow:
         await restream.start_enabled(self.sessions, self.feed, self.options.restream)
         log.info("studio started show=%s autodj_candidates=%d", self.show_id, len(candidates))
 
-    async def stop(self, *, ended: bool = True) -> None:
+    async def stop(self, *, ended: bool = True, handover: bool = False) -> None:
+        """`handover`: another node resumes the show from its playhead, so the song on air's
+        play-log row is left open for that studio to carry on."""
         self.studio.stop()
         for task in self._tasks:
             task.cancel()
@@ -214,6 +239,8 @@ class LiveShow:
                 await task
         await self.stage.close(ended=ended)
         now = time.time()
+        if handover:
+            self._plays.clear()
         for track, play in list(self._plays.items()):
             await self._finish_play(
                 track, play, now - play.started, skipped=False, reason="show ended"
@@ -226,6 +253,18 @@ class LiveShow:
             await asyncio.to_thread(self._recorder.close)
         self.feed.close()
         log.info("studio stopped show=%s", self.show_id)
+
+    def playhead(self) -> Playhead:
+        """The song on air and how far into it the program is."""
+        deck = self.studio.deck
+        track = deck.now_playing
+        play = self._plays.get(track) if track is not None else None
+        return Playhead(
+            queue_item_id=track.queue_item_id if track is not None else None,
+            track_id=track.track_id if track is not None else None,
+            position_s=deck.position_s if track is not None else 0.0,
+            play_id=play.play_id if play is not None else None,
+        )
 
     # --- what the host does ------------------------------------------------------------
 
@@ -265,6 +304,12 @@ class LiveShow:
                 and i.track.audio_path
                 and i.state is QueueState.queued
             ]
+        resumed = self.resume
+        if resumed is not None and (
+            resumed.track.queue_item_id is None
+            or resumed.track.queue_item_id not in self._started_items
+        ):
+            tracks.insert(0, resumed.track)
         self.studio.deck.set_queue(tracks)
         for item, reason in skipped:
             log.info(
@@ -434,7 +479,7 @@ class LiveShow:
                 await self._finish_play(
                     event.track,
                     play,
-                    event.seconds_played,
+                    event.track.start_s + event.seconds_played,
                     skipped=event.skipped,
                     reason=None,
                     heard_until=self.studio.wallclock_at(event.pts),
@@ -499,6 +544,11 @@ class LiveShow:
     async def _track_started(self, event: TrackStarted) -> None:
         track = event.track
         heard_at = self.studio.wallclock_at(event.pts)
+        resumed = self.resume
+        if resumed is not None and track == resumed.track:
+            self.resume = None
+            if resumed.play_id is not None and await self._carry_on(resumed, event, heard_at):
+                return
         self.feed.set_title(event.pts, heard_title(track))
         if track.queue_item_id is not None:
             self._started_items.add(track.queue_item_id)
@@ -543,6 +593,7 @@ class LiveShow:
             joins_at_start=audience.joins,
             performances=listeners,
         )
+        self.songs_started += 1
         self.rooms.publish(
             self.show_id,
             "now_playing",
@@ -554,6 +605,47 @@ class LiveShow:
             },
             sticky=True,
         )
+
+    async def _carry_on(self, resumed: Resume, event: TrackStarted, heard_at: float) -> bool:
+        """Carries on the play-log row the stopped studio opened for the resumed song (one
+        performance, not two); False when the row is gone or already closed."""
+        track = resumed.track
+        async with self.sessions() as db:
+            row = await db.get(PlayLog, resumed.play_id)
+            if row is None or row.ended_at is not None or row.show_id != self.show_id:
+                return False
+            genre_ids = await browse.track_genre_ids(db, track.track_id)
+            has_art = await db.scalar(
+                select(Track.artwork_path.is_not(None)).where(Track.id == track.track_id)
+            )
+            play = _Play(
+                row.id,
+                heard_at - track.start_s,
+                listener_seconds=row.listener_seconds,
+                peak=row.peak_listeners,
+                genre_ids=genre_ids,
+                credited=row.seconds_played,
+                listeners_at_start=row.performances,
+                joins_at_start=self.audience().joins,
+                performances=row.performances,
+            )
+        if track.queue_item_id is not None:
+            self._started_items.add(track.queue_item_id)
+        self.feed.set_title(event.pts, heard_title(track))
+        self._plays[track] = play
+        self.songs_started += 1
+        self.rooms.publish(
+            self.show_id,
+            "now_playing",
+            {
+                "track": _track_json(track, artwork=bool(has_art)),
+                "pts": event.pts,
+                "at": heard_at,
+                "auto_dj": track.queue_item_id is None,
+            },
+            sticky=True,
+        )
+        return True
 
     async def _finish_play(
         self,

@@ -105,6 +105,9 @@ class DeckTrack:
     artists: tuple[str, ...]
     loudness_lufs: float | None  # integrated loudness measured at import; None if unknown
     duration_s: float
+    start_s: float = 0.0
+    """Where in the song to start: a studio resuming a show on another node (onair/cluster)
+    starts the song on air where the stopped one left it."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,9 @@ class _TrackReader:
         self._flushed = False
         self._refilling = True  # topping the ring up to its target; see REFILL_S
         self._refill_below = fill_target - _seconds_to_samples(REFILL_S)
+        self._discard: int | None = 0 if track.start_s <= 0 else None
+        """Samples still to drop before `track.start_s` (None: not known until the first
+        frame after the seek says where it landed)."""
 
     def go_on_air(self) -> None:
         self.fill_target = self._capacity
@@ -272,7 +278,14 @@ class _TrackReader:
             self._fail("no audio stream")
             return
         self._container = container
-        self._frames = iter(container.decode(container.streams.audio[0]))
+        stream = container.streams.audio[0]
+        if self.track.start_s > 0 and stream.time_base is not None:
+            # Lands on a frame at or before the position; the rest is dropped as decoded.
+            try:
+                container.seek(int(self.track.start_s / stream.time_base), stream=stream)
+            except Exception:  # an unseekable file is decoded from its top and dropped
+                container.seek(0)
+        self._frames = iter(container.decode(stream))
         self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
         self.opened = True
 
@@ -288,14 +301,31 @@ class _TrackReader:
             except StopIteration:
                 self._flushed = True
                 return _join(self._resampler.resample(None))
+            if self._discard is None:
+                known = frame.pts is not None and frame.time_base is not None
+                at = float(frame.pts * frame.time_base) if known else 0.0
+                self._discard = max(0, round((self.track.start_s - at) * SAMPLE_RATE))
+            planes: list[Plane] | None
             if _is_planar_stereo_48k(frame):
-                return _planes(frame)  # most MP3s: no resampling, no copy until the ring
-            return _join(self._resampler.resample(frame))
+                planes = _planes(frame)  # most MP3s: no resampling, no copy until the ring
+            else:
+                planes = _join(self._resampler.resample(frame))
+            return self._trimmed(planes)
         # One bad file must never stop the show: whatever FFmpeg or the resampler raises, the
         # track ends where its decodable audio ends and the deck moves on.
         except Exception as exc:
             self._fail(f"decode error after {self.total / SAMPLE_RATE:.1f} s: {exc}")
             return None
+
+    def _trimmed(self, planes: list[Plane] | None) -> list[Plane] | None:
+        """Drops what comes before the track's `start_s` (None when all of a chunk goes: the
+        next step decodes on)."""
+        if planes is None or not self._discard:
+            return planes
+        drop = min(self._discard, len(planes[0]))
+        self._discard -= drop
+        rest = [row[drop:] for row in planes]
+        return rest if len(rest[0]) else None
 
     def _finish(self) -> None:
         self.close()
@@ -502,7 +532,7 @@ class _Player:
         if self.reader.finished:
             return float(self.reader.total - self.position)
         if self.track is not None and self.track.duration_s > 0:
-            return self.track.duration_s * SAMPLE_RATE - self.position
+            return (self.track.duration_s - self.track.start_s) * SAMPLE_RATE - self.position
         return math.inf
 
 
@@ -669,9 +699,11 @@ class MusicDeck:
 
     @property
     def position_s(self) -> float:
+        """Where the song on air is, from its top (a resumed song counts from its top too)."""
         for player in reversed(self._players):
             if player.started and not player.skipped:
-                return player.position / SAMPLE_RATE
+                start = player.track.start_s if player.track is not None else 0.0
+                return start + player.position / SAMPLE_RATE
         return 0.0
 
     @property

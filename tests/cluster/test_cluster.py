@@ -1,0 +1,185 @@
+"""Three real nodes on one database and one Redis: placement by load, media through any node,
+failover when the studio's node is killed, and draining a node."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cluster import ROOT, World, chirp_position, host, new_show, tone_songs, world
+from tests.media import decode, dominant_frequency
+
+pytestmark = pytest.mark.postgres
+
+RATE = 48_000
+
+
+@dataclass
+class Heard:
+    """An ICY listener's audio and titles, and when its bytes came."""
+
+    audio: bytearray = field(default_factory=bytearray)
+    titles: list[str] = field(default_factory=list)
+    first_byte_at: float | None = None
+
+
+def listen(url: str, seconds: float, *, until: float | None = None) -> Heard:
+    """Reads `url` with ICY metadata for `seconds` (or until the monotonic time `until`), as a
+    player does; returns early when the server ends the stream."""
+    heard = Heard()
+    deadline = until if until is not None else time.monotonic() + seconds
+    with (
+        httpx.Client(timeout=httpx.Timeout(15, read=12)) as http,
+        http.stream("GET", url, headers={"Icy-MetaData": "1"}) as r,
+    ):
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"] == "audio/mpeg"
+        metaint = int(r.headers["icy-metaint"])
+        buffer = bytearray()
+        try:
+            for chunk in r.iter_raw():
+                if heard.first_byte_at is None:
+                    heard.first_byte_at = time.monotonic()
+                buffer += chunk
+                while len(buffer) > metaint:
+                    length = buffer[metaint] * 16
+                    if len(buffer) < metaint + 1 + length:
+                        break
+                    heard.audio += buffer[:metaint]
+                    block = bytes(buffer[metaint + 1 : metaint + 1 + length]).rstrip(b"\0")
+                    if block:
+                        heard.titles.append(block.decode().split("StreamTitle='", 1)[1][:-2])
+                    del buffer[: metaint + 1 + length]
+                if time.monotonic() > deadline:
+                    break
+        except httpx.HTTPError:
+            pass  # the node behind the stream died: what came is what was heard
+    return heard
+
+
+def other(world: World, *not_: str) -> str:
+    return next(n for n in sorted(world.nodes) if n not in not_)
+
+
+def test_a_show_lands_on_the_least_loaded_node_and_plays_through_any(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
+        cluster.start("a", "b", "c")
+        owners: list[str] = []
+        for title in ("One", "Two", "Three"):  # each by a host of its own, all through B
+            b = stack.enter_context(host(cluster.nodes["b"].url, f"host_{title.lower()}"))
+            show_id = new_show(b, title, "concert")
+            r = b.post(f"/api/v1/shows/{show_id}/live")
+            assert r.status_code == 200, r.text
+            owners.append(cluster.wait_owner(show_id))
+        # Each show went to a node with no studio yet (studios weigh most in the load).
+        assert sorted(owners) == ["a", "b", "c"], owners
+
+        # The last show's stream, through a node that does not run it, is its studio's audio.
+        relay = other(cluster, owners[-1])
+        heard = listen(f"{cluster.nodes[relay].url}/listen/{show_id}.mp3", 4)
+        signal = decode(bytes(heard.audio), "mp3")
+        assert len(signal) > 2 * RATE
+        assert abs(dominant_frequency(signal[-RATE:]) - 440.0) < 5
+        assert "Test Tones - Concert A" in heard.titles  # ICY metadata came through intact
+
+        # The studio's controls, through another node, reach the studio.
+        r = b.get(f"/api/v1/shows/{show_id}/studio")
+        assert r.status_code == 200, r.text
+        assert r.json()["now_playing"]["title"] == "Concert A"
+
+        # Ending the show through another node stops its studio where it runs.
+        assert b.post(f"/api/v1/shows/{show_id}/end").status_code == 200
+        deadline = time.monotonic() + 5
+        while cluster.owner(show_id) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cluster.owner(show_id) is None
+        r = httpx.get(f"{cluster.nodes[relay].url}/listen/{show_id}.mp3", timeout=15)
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "not_live"
+
+
+def test_another_node_resumes_the_song_where_it_was_when_the_studio_node_dies(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
+        cluster.start("a", "b", "c")
+        b = stack.enter_context(host(cluster.nodes["b"].url, "host_b"))
+        show_id = new_show(b, "Chirp Show", "chirp")
+        assert b.post(f"/api/v1/shows/{show_id}/live").status_code == 200
+        owner = cluster.wait_owner(show_id)
+        relay = other(cluster, owner)
+        url = f"{cluster.nodes[relay].url}/listen/{show_id}.mp3"
+
+        before = listen(url, 6)  # some seconds into the song
+        signal = decode(bytes(before.audio), "mp3")
+        last = chirp_position(dominant_frequency(signal[-RATE // 2 :]))
+        assert last > 3, last
+        cluster.nodes[owner].kill()
+        killed = time.monotonic()
+
+        after = listen(url, 4, until=killed + 16)  # the relay holds on until the new owner
+        assert after.first_byte_at is not None
+        assert after.first_byte_at - killed < 10, after.first_byte_at - killed
+        resumed = decode(bytes(after.audio), "mp3")
+        assert len(resumed) > RATE
+        first = chirp_position(dominant_frequency(resumed[RATE // 4 : RATE * 3 // 4])) - 0.25
+        assert abs(first - last) < 2, (last, first)
+        assert cluster.owner(show_id) not in (None, owner)
+        assert after.titles[0] == "Test Tones - Chirp"
+
+        # One performance in the play log, carried on by the new studio.
+        r = b.get(f"/api/v1/shows/{show_id}/studio")
+        assert r.status_code == 200, r.text
+        assert r.json()["now_playing"]["title"] == "Chirp"
+
+
+def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres_url: str) -> None:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
+        cluster.start("a", "b", "c")
+        b = stack.enter_context(host(cluster.nodes["b"].url, "host_b"))
+        show_id = new_show(b, "Drain Show", "concert", "high e")
+        assert b.post(f"/api/v1/shows/{show_id}/live").status_code == 200
+        owner = cluster.wait_owner(show_id)
+        env = cluster.env(owner, cluster.nodes[owner].port)
+        drained = subprocess.run(
+            [sys.executable, "-m", "onair", "node", "drain", owner],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert owner in drained.stdout.decode()
+        time.sleep(2)
+        assert cluster.owner(show_id) == owner  # Concert A plays on where it is
+        assert b.post(f"/api/v1/shows/{show_id}/studio/skip").status_code == 200
+        moved = cluster.wait_owner(show_id, not_=owner, timeout=10)
+        assert moved != owner
+
+        relay = other(cluster, moved)
+        heard = listen(f"{cluster.nodes[relay].url}/listen/{show_id}.mp3", 3)
+        signal = decode(bytes(heard.audio), "mp3")
+        assert abs(dominant_frequency(signal[-RATE:]) - 660.0) < 5  # the next song, moved
+
+        nodes = subprocess.run(
+            [sys.executable, "-m", "onair", "node", "list"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout.decode()
+        row = next(line for line in nodes.splitlines() if line.startswith(f"{owner}\t"))
+        assert "draining" in row and "studios=0" in row
