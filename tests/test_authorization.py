@@ -284,6 +284,10 @@ ROWS = (
     Row("POST", f"{SHOW}/studio/play", CREW, live=True),
     Row("POST", f"{SHOW}/studio/pause", CREW, live=True),
     Row("POST", f"{SHOW}/studio/skip", CREW, live=True),
+    # the cluster's nodes and draining one: admins (here a node of its own answers 409)
+    Row("GET", "/api/v1/cluster/nodes", ADMINS),
+    Row("POST", "/api/v1/cluster/nodes/{node_id}/drain", ADMINS, params={"node_id": "node-2"}),
+    Row("DELETE", "/api/v1/cluster/nodes/{node_id}/drain", ADMINS, params={"node_id": "node-2"}),
     # the source ingest's settings and the show's secret key (DJ software), and a new key
     Row("GET", f"{SHOW}/source", CREW),
     Row("POST", f"{SHOW}/source/rotate", CREW),
