@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -22,7 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from onair.db.migrate import alembic_config
 
-__all__ = ["Check", "Readiness", "Verdict", "database_check", "migrations_check", "redis_check"]
+if TYPE_CHECKING:
+    from onair.cluster.node import ClusterNode
+
+__all__ = [
+    "Check",
+    "Readiness",
+    "Verdict",
+    "database_check",
+    "draining_check",
+    "migrations_check",
+    "redis_check",
+]
 
 log = logging.getLogger("onair.ops")
 
@@ -131,5 +143,15 @@ def redis_check(url: str) -> Check:
         finally:
             await client.aclose()
         return None
+
+    return check
+
+
+def draining_check(node: ClusterNode) -> Check:
+    """The node is not being drained (`onair node drain`): a load balancer sends it no one new
+    while its shows move to other nodes."""
+
+    async def check() -> str | None:
+        return "draining" if node.draining else None
 
     return check

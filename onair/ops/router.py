@@ -23,7 +23,13 @@ from onair.accounts.service import user_for_token
 from onair.context import OnAir
 from onair.errors import ApiError, error_body
 from onair.ops.metrics import HttpCounts, node_registry
-from onair.ops.readiness import Readiness, database_check, migrations_check, redis_check
+from onair.ops.readiness import (
+    Readiness,
+    database_check,
+    draining_check,
+    migrations_check,
+    redis_check,
+)
 
 __all__ = ["Ops", "router"]
 
@@ -47,6 +53,8 @@ class Ops:
         self.readiness.add("migrations", migrations_check(engine, settings.resolved_database_url))
         if settings.redis_url:
             self.readiness.add("redis", redis_check(settings.redis_url))
+        if self.onair.cluster is not None:
+            self.readiness.add("draining", draining_check(self.onair.cluster))
 
 
 def get_ops(app: FastAPI) -> Ops:

@@ -104,7 +104,7 @@ async def test_redis_down_is_not_ready(tmp_path: Path) -> None:
     assert "redis://" not in r.text
 
 
-async def test_redis_up_is_ready(tmp_path: Path) -> None:
+async def test_redis_up_is_ready_unless_the_node_drains(tmp_path: Path) -> None:
     probe = Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1)
     try:
         await probe.ping()
@@ -112,10 +112,23 @@ async def test_redis_up_is_ready(tmp_path: Path) -> None:
         _service_missing(f"Redis ({exc.__class__.__name__})")
     finally:
         await probe.aclose()
-    app = await _app(Settings(data_dir=tmp_path / "var", redis_url="redis://127.0.0.1:6379/0"))
+    settings = Settings(
+        data_dir=tmp_path / "var", redis_url="redis://127.0.0.1:6379/0", redis_prefix="test-ops:"
+    )
+    app = await _app(settings)
     r = await _get(app, "/readyz")
     assert r.status_code == 200, r.text
-    assert r.json()["checks"]["redis"] == "ok"
+    assert r.json()["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "redis": "ok",
+        "draining": "ok",
+    }
+    # A node being drained (onair node drain) takes no one new.
+    app.state.onair.cluster.draining = True
+    r = await _get(app, "/readyz")
+    assert r.status_code == 503
+    assert r.json()["checks"]["draining"] == "draining"
 
 
 async def test_other_parts_of_the_node_add_their_checks(ready_app: FastAPI) -> None:
