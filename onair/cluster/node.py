@@ -217,6 +217,8 @@ class ClusterNode:
         this node should answer (it runs the studio, or the show is not live)."""
         owner = await self.leases.owner(show_id)
         if owner == self.node_id:
+            if self._stations.get(show_id) is None:  # its studio is starting here
+                raise OwnerUnreachable(f"show {show_id} is starting here")
             return None
         if owner is None:
             if show_id in self._starting or await self._is_live(show_id):
@@ -227,6 +229,12 @@ class ClusterNode:
         if load is None:
             raise OwnerUnreachable(f"node {owner} of show {show_id} is gone")
         return load.url
+
+    async def started(self, show_id: int, wait_s: float) -> None:
+        """Returns once the show's studio is no longer starting here (or after `wait_s`)."""
+        deadline = time.monotonic() + wait_s
+        while show_id in self._starting and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     # --- the loop ----------------------------------------------------------------------
 

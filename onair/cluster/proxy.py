@@ -77,7 +77,11 @@ class OwnerProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         show_id = show_of(scope["path"]) if scope["type"] == "http" else None
-        if show_id is None or any(name == FORWARDED for name, _ in scope["headers"]):
+        if show_id is None:
+            await self.app(scope, receive, send)
+            return
+        if any(name == FORWARDED for name, _ in scope["headers"]):
+            await self.node.started(show_id, FAILOVER_WAIT_S)  # sent here as it took the show
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
