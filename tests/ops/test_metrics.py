@@ -19,6 +19,7 @@ from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade_async
 from onair.settings import Settings
+from onair.studio.studio import LATENESS_BUCKETS, Studio
 from tests.conftest import sign_up
 from tests.live import serving_concert_a
 from tests.media import Client, connect, new_client
@@ -143,6 +144,12 @@ async def test_a_scrape_during_a_live_show(server: RunningServer) -> None:
             during, "onair_studio_frame_lateness_seconds_bucket", show=show, le="+Inf"
         ) == (frames)
         assert value(during, "onair_studio_frame_lateness_seconds_sum", show=show) >= 0
+        bounds = [*(repr(b) for b in LATENESS_BUCKETS), "+Inf"]
+        cumulative = [
+            value(during, "onair_studio_frame_lateness_seconds_bucket", show=show, le=b)
+            for b in bounds
+        ]
+        assert cumulative == sorted(cumulative), cumulative
         for fmt in ("mp3", "aac", "opus"):  # the .mp3 stream, HLS, WebRTC
             assert value(during, "onair_encoder_seconds_total", show=show, format=fmt) > 0, fmt
             assert value(during, "onair_encoders_running", format=fmt) == 1, fmt
@@ -249,3 +256,18 @@ async def test_http_answers_are_counted_by_status_class(app: FastAPI) -> None:
     assert grew("onair_http_requests_total", status_class="5xx") == 1
     assert grew("onair_http_requests_total", status_class="2xx") == 2  # /healthz, /metrics
     assert grew("onair_http_exceptions_total") == 1
+
+
+def test_frame_lateness_lands_in_its_bucket() -> None:
+    studio = Studio(decode_in_background=False)
+    for lateness in (-0.0001, 0.0005, 0.001, 0.015, 0.02, 0.021, 5.0):
+        studio._count_lateness(lateness)
+    counts = dict(zip([*LATENESS_BUCKETS, "inf"], studio.stats.lateness_counts, strict=True))
+    assert counts[0.001] == 3  # early wake-ups count as on time, a bound is inside its bucket
+    assert counts[0.02] == 2
+    assert counts[0.04] == 1
+    assert counts["inf"] == 1
+    assert sum(counts.values()) == 7
+    assert studio.stats.late_frames == 2  # over one frame period
+    assert abs(studio.stats.lateness_sum_s - 5.0575) < 1e-9
+    studio.close()
