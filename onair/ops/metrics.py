@@ -13,6 +13,7 @@ start from zero with each studio, which Prometheus' `rate()` takes as a reset.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -78,7 +79,9 @@ class CountResponses:
 
         try:
             await self.app(scope, receive, counted)
-        except BaseException:
+        except asyncio.CancelledError:  # the client left, or the server is stopping
+            raise
+        except Exception:
             if not started:  # the server answers 500 for it, outside the app
                 counts.by_class[5] += 1
             counts.exceptions += 1

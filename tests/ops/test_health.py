@@ -63,6 +63,14 @@ async def test_a_migrated_node_is_ready(ready_app: FastAPI) -> None:
     assert r.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.postgres
+async def test_a_migrated_postgresql_node_is_ready(tmp_path: Path, postgres_url: str) -> None:
+    app = await _app(Settings(data_dir=tmp_path / "var", database_url=postgres_url))
+    r = await _get(app, "/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"] == {"database": "ok", "migrations": "ok"}
+
+
 async def test_an_unreachable_database_is_not_ready_and_says_so(tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/onair"
     app = await _app(Settings(data_dir=tmp_path / "var", database_url=url), migrate=False)
