@@ -17,6 +17,10 @@ from onair.shows.models import QueueItem, QueueState
 
 END_SLACK_S = 1.0
 """A song saved this close to its end is over by the time a new studio would resume it."""
+REWIND_S = 1.0
+"""Listeners hear the program about a second behind the studio (the streams' burst on connect
+and the encoders): a song resumed this much before the saved position repeats at most that,
+where resuming at the studio's own position would skip what they had not heard yet."""
 
 
 async def save(db: AsyncSession, show_id: int, node_id: str, playhead: Playhead) -> None:
@@ -66,5 +70,6 @@ async def _resume_of(db: AsyncSession, row: ShowPlayhead) -> Resume | None:
             return None  # played, skipped or removed since
     if track.duration_s and row.position_s >= track.duration_s - END_SLACK_S:
         return None
-    start = dataclasses.replace(deck_track(track, row.queue_item_id), start_s=row.position_s)
+    position = max(0.0, row.position_s - REWIND_S)
+    start = dataclasses.replace(deck_track(track, row.queue_item_id), start_s=position)
     return Resume(track=start, play_id=row.play_id)

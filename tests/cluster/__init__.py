@@ -105,6 +105,7 @@ class World:
             "ONAIR_NODE_URL": f"http://127.0.0.1:{port}",
             "ONAIR_RECORDINGS_DIR": str(self.root / "recordings"),
             "ONAIR_SOURCE_PORT": "0",
+            "ONAIR_RECORDING_SEGMENT_S": "2",
             "ONAIR_SIGNUP_PER_HOUR": "1000",
             "ONAIR_LOGIN_PER_MINUTE": "1000",
         }

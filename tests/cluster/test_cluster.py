@@ -3,6 +3,7 @@ failover when the studio's node is killed, and draining a node."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -12,13 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from onair.db.base import make_engine
+from onair.replays.recorder import read_recording
 from tests.cluster import ROOT, World, chirp_position, host, new_show, tone_songs, world
 from tests.media import decode, dominant_frequency
 
 pytestmark = pytest.mark.postgres
 
 RATE = 48_000
+SEGMENT_S = 2.0
+"""The nodes' recording segments (ONAIR_RECORDING_SEGMENT_S): a closed one is acknowledged."""
 
 
 @dataclass
@@ -135,13 +141,40 @@ def test_another_node_resumes_the_song_where_it_was_when_the_studio_node_dies(
         assert len(resumed) > RATE
         first = chirp_position(dominant_frequency(resumed[RATE // 4 : RATE * 3 // 4])) - 0.25
         assert abs(first - last) < 2, (last, first)
+        took = after.first_byte_at - killed
+        print(f"failover: {took:.1f} s to the first byte, heard {last:.1f} s then {first:.1f} s")
         assert cluster.owner(show_id) not in (None, owner)
         assert after.titles[0] == "Test Tones - Chirp"
 
-        # One performance in the play log, carried on by the new studio.
-        r = b.get(f"/api/v1/shows/{show_id}/studio")
+        r = b.get(f"/api/v1/shows/{show_id}/studio")  # the new studio, through B
         assert r.status_code == 200, r.text
         assert r.json()["now_playing"]["title"] == "Chirp"
+        assert r.json()["position_s"] > first
+
+        # One performance in the play log, carried on by the new studio, still open.
+        plays = asyncio.run(_plays(postgres_url, show_id))
+        assert len(plays) == 1, plays
+        assert plays[0]["ended_at"] is None
+        # The recording so far: the dead node's closed segments are all there.
+        runs = sorted((tmp_path / "recordings" / f"show-{show_id}").iterdir())
+        assert len(runs) == 2, runs
+        recorded = sum(
+            s.duration_s for s in read_recording(runs[0].parent) if runs[0] in s.path.parents
+        )
+        assert recorded >= last - SEGMENT_S - 1, (recorded, last)
+
+
+async def _plays(url: str, show_id: int) -> list[dict[str, object]]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as db:
+            rows = await db.execute(
+                text("SELECT track_id, ended_at, end_reason FROM play_log WHERE show_id = :s"),
+                {"s": show_id},
+            )
+            return [dict(row._mapping) for row in rows]
+    finally:
+        await engine.dispose()
 
 
 def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres_url: str) -> None:
