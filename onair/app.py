@@ -123,6 +123,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if onair.bus is not None:
+            onair.bus.start()  # room events, presence and rate limits across nodes
         if onair.cluster is not None:
             await onair.cluster.start()
         await onair.stations.resume()
@@ -147,6 +149,8 @@ def create_app(
         await onair.notifications.aclose()
         await onair.notifier.aclose()
         await onair.stations.aclose()
+        if onair.bus is not None:
+            await onair.bus.aclose()  # after the studios' last events
         if onair.cluster is not None:
             await onair.cluster.aclose()
         await engine.dispose()

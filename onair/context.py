@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from onair.bus.redis_bus import RedisBus
 from onair.clock import Clock
 from onair.cluster.node import ClusterNode
 from onair.licensing.service import Licensing
@@ -16,7 +18,7 @@ from onair.licensing.territories import AccountTerritories
 from onair.live.registry import Stations
 from onair.live.station import StationSettings
 from onair.media.webrtc import WebRtcService
-from onair.ratelimit import RateLimiter
+from onair.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from onair.restream.service import restream_settings
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
@@ -26,15 +28,15 @@ from onair.shows.follows.notifications import NotificationHub, Notifier
 
 @dataclass
 class Limiters:
-    signup: RateLimiter
-    login: RateLimiter
-    hand_raise: RateLimiter
-    chat: RateLimiter
-    reaction: RateLimiter
-    song_request: RateLimiter
-    report: RateLimiter
-    follow: RateLimiter
-    login_failure: RateLimiter
+    signup: Limiter
+    login: Limiter
+    hand_raise: Limiter
+    chat: Limiter
+    reaction: Limiter
+    song_request: Limiter
+    report: Limiter
+    follow: Limiter
+    login_failure: Limiter
     """Counts wrong passwords per account: an account out of tokens is locked out."""
 
 
@@ -45,6 +47,8 @@ class OnAir:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     limiters: Limiters = field(init=False)
+    bus: RedisBus | None = field(init=False, default=None)
+    """The bus shared by several nodes (ONAIR_REDIS_URL); None: this node alone."""
     rooms: RoomHub = field(init=False)
     notifications: NotificationHub = field(init=False)
     """Each user's open notification streams: the in-process bus, as `rooms` is for rooms."""
@@ -57,9 +61,19 @@ class OnAir:
     """What the territory guard last read of each session's account (licensing.geoblock)."""
 
     def __post_init__(self) -> None:
-        self.rooms = RoomHub(self.clock)
+        s = self.settings
+        if s.redis_url:
+            node_id = s.node_id or f"node-{secrets.token_hex(4)}"
+            self.bus = RedisBus.from_url(
+                s.redis_url, node_id=node_id, clock=self.clock, prefix=s.redis_prefix
+            )
+            self.rooms = RoomHub(self.clock, relay=self.bus)
+            self.bus.attach(self.rooms)
+            self.notifications = NotificationHub(relay=self.bus.channel("notifications"))
+        else:
+            self.rooms = RoomHub(self.clock)
+            self.notifications = NotificationHub()
         self.trending = TrendingBoard(self.clock)
-        self.notifications = NotificationHub()
         self.notifier = Notifier(self.sessions, self.clock, self.notifications)
         self.stations = Stations(
             self.sessions,
@@ -79,37 +93,40 @@ class OnAir:
         )
         if self.settings.redis_url:
             self.cluster = ClusterNode(self.settings, self.stations, self.sessions)
-        s = self.settings
+        limiter = self._limiter
         self.limiters = Limiters(
-            signup=RateLimiter(
-                self.clock, burst=s.signup_per_hour, per_seconds=3600, name="sign-ups"
-            ),
-            login=RateLimiter(self.clock, burst=s.login_per_minute, per_seconds=60, name="logins"),
-            hand_raise=RateLimiter(
-                self.clock, burst=s.hand_raises_per_minute, per_seconds=60, name="call-ins"
-            ),
-            chat=RateLimiter(
-                self.clock, burst=s.chat_burst, per_seconds=s.chat_per_seconds, name="messages"
-            ),
-            reaction=RateLimiter(
-                self.clock, burst=s.reactions_per_10s, per_seconds=10, name="reactions"
-            ),
-            song_request=RateLimiter(
-                self.clock, burst=s.requests_per_10min, per_seconds=600, name="song requests"
-            ),
-            report=RateLimiter(
-                self.clock, burst=s.reports_per_hour, per_seconds=3600, name="reports"
-            ),
-            follow=RateLimiter(
-                self.clock, burst=s.follows_per_hour, per_seconds=3600, name="follows"
-            ),
-            login_failure=RateLimiter(
-                self.clock,
-                burst=s.login_failures_allowed,
-                per_seconds=s.login_lockout_minutes * 60,
-                name="failed log-ins",
+            signup=limiter(s.signup_per_hour, 3600, "sign-ups"),
+            login=limiter(s.login_per_minute, 60, "logins"),
+            hand_raise=limiter(s.hand_raises_per_minute, 60, "call-ins"),
+            chat=limiter(s.chat_burst, s.chat_per_seconds, "messages"),
+            reaction=limiter(s.reactions_per_10s, 10, "reactions"),
+            song_request=limiter(s.requests_per_10min, 600, "song requests"),
+            report=limiter(s.reports_per_hour, 3600, "reports"),
+            follow=limiter(s.follows_per_hour, 3600, "follows"),
+            login_failure=limiter(
+                s.login_failures_allowed,
+                s.login_lockout_minutes * 60,
+                "failed log-ins",
                 lockout_s=s.login_lockout_minutes * 60,
             ),
+        )
+
+    def _limiter(
+        self, burst: int, per_seconds: float, name: str, *, lockout_s: float | None = None
+    ) -> Limiter:
+        """In memory on one node; in Redis, so that it holds across nodes, with a bus."""
+        if self.bus is None:
+            return RateLimiter(
+                self.clock, burst=burst, per_seconds=per_seconds, name=name, lockout_s=lockout_s
+            )
+        return RedisRateLimiter(
+            self.bus.client,
+            self.clock,
+            burst=burst,
+            per_seconds=per_seconds,
+            name=name,
+            lockout_s=lockout_s,
+            prefix=self.bus.prefix,
         )
 
 

@@ -75,7 +75,7 @@ async def _start_session(
 
 @router.post("/signup", status_code=201, response_model=UserOut, summary="Create an account")
 async def signup(body: SignUp, request: Request, response: Response, ctx: Ctx, db: Db) -> User:
-    ctx.limiters.signup.check(client_address(request))
+    await ctx.limiters.signup.acheck(client_address(request))
     user = await service.create_user(
         db,
         ctx.clock,
@@ -97,19 +97,19 @@ async def signup(body: SignUp, request: Request, response: Response, ctx: Ctx, d
     "and answers 429 `locked_out` (with Retry-After) without checking the password.",
 )
 async def login(body: LogIn, request: Request, response: Response, ctx: Ctx, db: Db) -> User:
-    ctx.limiters.login.check(client_address(request))
+    await ctx.limiters.login.acheck(client_address(request))
     # Wrong passwords are counted per account (both its names), so guessing from many
     # addresses still locks it; a locked account's password is not even checked.
     failures = ctx.limiters.login_failure
     account = await service.login_key(db, body.login)
-    locked_for = failures.peek(account)
+    locked_for = await failures.apeek(account)
     if locked_for > 0:
         raise failures.refusal(locked_for, code="locked_out")
     try:
         user = await service.authenticate(db, ctx.clock, body.login, body.password)
     except ApiError as exc:
         if exc.code == "bad_credentials":
-            failures.retry_after(account)
+            await failures.aretry_after(account)
         raise
     await _start_session(response, request, ctx, db, user)
     return user

@@ -145,7 +145,7 @@ async def file_report(
 ) -> Report:
     """Files a report. A message's report also names its author and show, a show's its host,
     so a moderator sees whom an action would reach; one open report per reporter and target."""
-    ctx.limiters.report.check(f"user:{reporter.id}")
+    await ctx.limiters.report.acheck(f"user:{reporter.id}")
     report = Report(
         reporter_id=reporter.id,
         reporter=reporter,

@@ -160,7 +160,7 @@ async def request_song(
     track = await service.requestable(
         db, show, user, body.track_id, Licensing.of(ctx.settings, ctx.clock)
     )
-    ctx.limiters.song_request.check(f"user:{user.id}")
+    await ctx.limiters.song_request.acheck(f"user:{user.id}")
     request, created = await service.request_song(db, ctx.clock, show, user, track, body.dedication)
     await db.commit()
     if not created:

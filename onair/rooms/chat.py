@@ -95,7 +95,7 @@ async def send(
     if not crew:
         _require_old_enough(ctx, user, now)
         await require_may_chat(db, show, user, now)
-    ctx.limiters.chat.check(f"user:{user.id}")
+    await ctx.limiters.chat.acheck(f"user:{user.id}")
     room = ctx.rooms.room(show.id)
     if not crew:
         await _require_slow_mode_passed(db, show, user, room.last_message_at.get(user.id), ctx)

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from onair.clock import Clock
 from onair.rooms.reactions import ReactionBursts
@@ -126,6 +126,24 @@ class RoomClient:
         return batch
 
 
+class RoomRelay(Protocol):
+    """Carries a room's events through a bus shared by several nodes (onair.bus.redis_bus).
+
+    `send` is called in publish order and must keep it; the bus gives the event its sequence
+    number and hands it back, on every node, to `Room.deliver`. `follow` returns once the
+    room's sequence, state and history on this node are the bus's (a client may then join).
+    `broadcast` tells the other nodes of a change to their own connections (`RoomHub.apply`).
+    """
+
+    def send(self, room: Room, event: RoomEvent, sticky: bool) -> None: ...
+
+    async def follow(self, room: Room) -> None: ...
+
+    def presence(self, show_id: int) -> int | None: ...
+
+    def broadcast(self, op: str, body: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class Room:
     show_id: int
@@ -149,6 +167,8 @@ class Room:
     """Events handed to clients in the live fan-out (read by /metrics; never decreases)."""
     chat_deliveries: int = 0
     """...of which public chat events (`chat.*`)."""
+    relay: RoomRelay | None = None
+    """The bus across nodes; None: this node alone numbers and fans out the room's events."""
 
     def publish(
         self,
@@ -158,15 +178,26 @@ class Room:
         sticky: bool = False,
         crew_only: bool = False,
         to_user: int | None = None,
-    ) -> RoomEvent:
-        self.seq += 1
-        chat = type_.startswith("chat.") and not crew_only and to_user is None
+    ) -> RoomEvent | None:
+        """Numbers the event and hands it to the room's clients; through a relay, the bus
+        numbers it and every node's clients get it a moment later (None is returned)."""
+        ts = self.clock.now().timestamp()
+        if self.relay is not None:
+            self.relay.send(self, RoomEvent(type_, 0, ts, data, crew_only, to_user), sticky)
+            return None
+        event = RoomEvent(type_, self.seq + 1, ts, data, crew_only, to_user)
+        self.deliver(event, sticky)
+        return event
+
+    def deliver(self, event: RoomEvent, sticky: bool = False) -> None:
+        """Keeps a numbered event (history, sticky state) and fans it out to this node's clients."""
+        self.seq = event.seq
+        chat = event.type.startswith("chat.") and not event.crew_only and event.to_user is None
         if chat:
             self.chat_version += 1
-        event = RoomEvent(type_, self.seq, self.clock.now().timestamp(), data, crew_only, to_user)
         self.history.append(event)
         if sticky:
-            self.state[type_] = event.as_json()
+            self.state[event.type] = event.as_json()
         delivered = 0
         for client in list(self.clients.values()):
             if not client.sees(event):
@@ -179,7 +210,6 @@ class Room:
         self.deliveries += delivered
         if chat:
             self.chat_deliveries += delivered
-        return event
 
     def since(self, seq: int, client: RoomClient) -> list[RoomEvent] | None:
         """What `client` may see after `seq`, or None when it is no longer all in the history."""
@@ -191,18 +221,32 @@ class Room:
 
 
 class RoomHub:
-    """Every room on this node. The in-process bus: publish reaches this node's clients."""
+    """Every room on this node. Alone, it is the bus: publish reaches this node's clients.
 
-    def __init__(self, clock: Clock) -> None:
+    With a `relay` (several nodes, onair.bus), publish goes through the bus and comes back to
+    every node's clients in one order; a room is followed (`open`) before a client joins it,
+    and changes to a user's connections (`disconnect_user`, `set_crew`, `notify_user`) are
+    made here at once and broadcast for the other nodes to make to theirs.
+    """
+
+    def __init__(self, clock: Clock, relay: RoomRelay | None = None) -> None:
         self._clock = clock
         self._rooms: dict[int, Room] = {}
         self._ids: Iterator[int] = itertools.count(1)
         self.reactions = ReactionBursts()
+        self.relay = relay
 
     def room(self, show_id: int) -> Room:
         room = self._rooms.get(show_id)
         if room is None:
-            room = self._rooms[show_id] = Room(show_id, self._clock)
+            room = self._rooms[show_id] = Room(show_id, self._clock, relay=self.relay)
+        return room
+
+    async def open(self, show_id: int) -> Room:
+        """The room, ready for a client to join: followed on the bus when there is one."""
+        room = self.room(show_id)
+        if self.relay is not None:
+            await self.relay.follow(room)
         return room
 
     def rooms(self) -> list[Room]:
@@ -217,7 +261,7 @@ class RoomHub:
         sticky: bool = False,
         crew_only: bool = False,
         to_user: int | None = None,
-    ) -> RoomEvent:
+    ) -> RoomEvent | None:
         return self.room(show_id).publish(
             type_, data, sticky=sticky, crew_only=crew_only, to_user=to_user
         )
@@ -240,8 +284,15 @@ class RoomHub:
             room.clients.pop(client.id, None)
 
     def listeners(self, show_id: int) -> int:
+        """Connections to the room on this node."""
         room = self._rooms.get(show_id)
         return len(room.clients) if room else 0
+
+    def presence(self, show_id: int) -> int:
+        """Connections to the room on every node: the bus's last count (refreshed every
+        couple of seconds), or this node's when there is no bus or it has not counted yet."""
+        counted = self.relay.presence(show_id) if self.relay is not None else None
+        return self.listeners(show_id) if counted is None else counted
 
     def _clients_of(self, user_id: int, show_ids: Iterable[int] | None) -> Iterator[RoomClient]:
         rooms = (
@@ -257,23 +308,55 @@ class RoomHub:
     def disconnect_user(
         self, user_id: int, reason: str, *, show_ids: Iterable[int] | None = None
     ) -> int:
-        """Closes the user's connections (to the given rooms, or all); returns how many."""
+        """Closes the user's connections (to the given rooms, or all); returns how many here."""
+        shows = None if show_ids is None else list(show_ids)
+        self._broadcast("disconnect_user", {"user_id": user_id, "reason": reason, "shows": shows})
         closed = 0
-        for client in self._clients_of(user_id, show_ids):
+        for client in self._clients_of(user_id, shows):
             client.close(CLOSE_REMOVED, reason)
             closed += 1
         return closed
 
     def set_crew(self, show_id: int, user_id: int, crew: bool) -> None:
         """A co-host accepted or was removed: their open connections see crew events or not."""
+        self._broadcast("set_crew", {"show_id": show_id, "user_id": user_id, "crew": crew})
         for client in self._clients_of(user_id, [show_id]):
             client.crew = crew
 
     def notify_user(self, user_id: int, type_: str, data: dict[str, Any]) -> int:
-        """An event for one user in every room they are in (a warning, a suspension)."""
+        """An event for one user in every room they are in (a warning, a suspension).
+
+        Alone, a numbered event in each of those rooms; with a bus, each node hands it to the
+        user's connections there as a reply (no node knows where else the user is, and one
+        numbered event per node would reach a user connected twice twice)."""
+        if self.relay is not None:
+            self._broadcast("notify_user", {"user_id": user_id, "type": type_, "data": data})
+            return self._reply_to_user(user_id, type_, data)
         sent = 0
         for room in self.rooms():
             if any(c.user_id == user_id for c in room.clients.values()):
                 room.publish(type_, data, to_user=user_id)
                 sent += 1
         return sent
+
+    def apply(self, op: str, body: dict[str, Any]) -> None:
+        """What another node broadcast, done to this node's connections."""
+        if op == "disconnect_user":
+            for client in self._clients_of(int(body["user_id"]), body.get("shows")):
+                client.close(CLOSE_REMOVED, str(body["reason"]))
+        elif op == "set_crew":
+            for client in self._clients_of(int(body["user_id"]), [int(body["show_id"])]):
+                client.crew = bool(body["crew"])
+        elif op == "notify_user":
+            self._reply_to_user(int(body["user_id"]), str(body["type"]), dict(body["data"]))
+
+    def _reply_to_user(self, user_id: int, type_: str, data: dict[str, Any]) -> int:
+        ts = self._clock.now().timestamp()
+        clients = list(self._clients_of(user_id, None))
+        for client in clients:
+            client.reply(type_, data, ts)
+        return len(clients)
+
+    def _broadcast(self, op: str, body: dict[str, Any]) -> None:
+        if self.relay is not None:
+            self.relay.broadcast(op, body)

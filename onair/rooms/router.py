@@ -72,6 +72,7 @@ async def room_socket(
                 return
         is_crew = user is not None and await crew.is_crew(db, show, user)
         hub = onair.rooms
+        await hub.open(show_id)  # with several nodes, the room is followed on the bus first
         client = hub.join(show_id, user_id=user.id if user else None, crew=is_crew)
         try:
             welcome = await _welcome(db, onair, show, user, client)
@@ -241,7 +242,7 @@ async def _dispatch(
     # A flood is refused before it costs the database anything.
     limiter = {"chat.send": onair.limiters.chat, "react": onair.limiters.reaction}.get(kind)
     if limiter is not None:
-        wait = limiter.peek(f"user:{client.user_id}")
+        wait = await limiter.apeek(f"user:{client.user_id}")
         if wait > 0:
             raise limiter.refusal(wait)
     async with onair.sessions() as db:
@@ -268,13 +269,13 @@ async def _dispatch(
             else:
                 await chat.delete_own(onair, db, found, user)
         else:
-            _react(onair, show, user, action.get("emoji"))
+            await _react(onair, show, user, action.get("emoji"))
 
 
-def _react(onair: OnAir, show: Show, user: User, emoji: object) -> None:
+async def _react(onair: OnAir, show: Show, user: User, emoji: object) -> None:
     if emoji not in EMOJI:
         raise ApiError(422, "invalid", "emoji: one of " + " ".join(EMOJI))
-    onair.limiters.reaction.check(f"user:{user.id}")
+    await onair.limiters.reaction.acheck(f"user:{user.id}")
     assert isinstance(emoji, str)
     onair.rooms.reactions.add(onair.rooms.room(show.id), emoji)
 
@@ -473,7 +474,7 @@ async def react(
 ) -> dict[str, Literal[True]]:
     show = await shows.get_show(db, show_id)
     await sanctions.require_in_room(db, show, user, ctx.clock.now())
-    _react(ctx, show, user, body.emoji)
+    await _react(ctx, show, user, body.emoji)
     return {"accepted": True}
 
 

@@ -75,7 +75,7 @@ async def call_in(
 ) -> dict[str, Any]:
     show = await shows.get_show(db, stage.show_id)
     await sanctions.require_in_room(db, show, user, ctx.clock.now())
-    ctx.limiters.hand_raise.check(f"user:{user.id}")
+    await ctx.limiters.hand_raise.acheck(f"user:{user.id}")
     await stage.call_in(user, body.topic)
     return _view(stage, user)
 

@@ -2,9 +2,10 @@
 page open, an event on their stream.
 
 `NotificationHub` is the in-process per-user bus, as `RoomHub` is for rooms: `publish(user_id,
-...)` reaches that user's open streams on this node. A Redis bus (issue 9) keeps the same
-methods: `publish` goes out on a channel and every node hands it to the streams it holds, so
-the fan-out below need not change.
+...)` reaches that user's open streams on this node. With a `relay` (the Redis bus's control
+channel, several nodes), `publish` also goes out on the channel and every other node hands it
+to the streams it holds; a fan-out is announced once and each node looks up the rows of its
+own connected users.
 
 `Notifier` does the fan-out: one INSERT ... SELECT writes every follower's row, then the users
 with a stream open get their event. A host with many followers does not wait for it: above
@@ -17,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -111,14 +112,33 @@ class Subscription:
             self._waiter.set_result(None)
 
 
-class NotificationHub:
-    """Every user's open streams on this node."""
+class Relay(Protocol):
+    """A channel to the other nodes (onair.bus.redis_bus.Channel)."""
 
-    def __init__(self, *, maxsize: int = STREAM_QUEUE, poll_s: float = SHUTDOWN_POLL_S) -> None:
+    def broadcast(self, op: str, body: dict[str, Any]) -> None: ...
+
+    def on(self, handler: Callable[[str, dict[str, Any]], Awaitable[None] | None]) -> None: ...
+
+
+class NotificationHub:
+    """Every user's open streams on this node, and through `relay` on the others."""
+
+    def __init__(
+        self,
+        *,
+        maxsize: int = STREAM_QUEUE,
+        poll_s: float = SHUTDOWN_POLL_S,
+        relay: Relay | None = None,
+    ) -> None:
         self._streams: dict[int, set[Subscription]] = {}
         self._maxsize = maxsize
         self._poll_s = poll_s
         self._watcher: asyncio.Task[None] | None = None
+        self.relay = relay
+        self.on_announcement: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        """What the Notifier does with another node's fan-out (for its connected users)."""
+        if relay is not None:
+            relay.on(self._from_relay)
 
     def subscribe(self, user_id: int, cycle: ServerCycle | None = None) -> Subscription:
         sub = Subscription(user_id, cycle, self._maxsize)
@@ -144,7 +164,18 @@ class NotificationHub:
     def publish(
         self, user_id: int, type_: str, data: dict[str, Any], *, event_id: int | None = None
     ) -> int:
-        """Hands the event to the user's open streams here; returns how many took it."""
+        """Hands the event to the user's open streams (on every node); returns how many here
+        took it."""
+        if self.relay is not None:
+            self.relay.broadcast(
+                "publish", {"user_id": user_id, "type": type_, "data": data, "id": event_id}
+            )
+        return self.deliver(user_id, type_, data, event_id=event_id)
+
+    def deliver(
+        self, user_id: int, type_: str, data: dict[str, Any], *, event_id: int | None = None
+    ) -> int:
+        """Hands the event to the user's open streams on this node alone."""
         subs = self._streams.get(user_id)
         if not subs:
             return 0
@@ -152,11 +183,37 @@ class NotificationHub:
         return sum(sub.offer(event) for sub in list(subs))
 
     def disconnect_user(self, user_id: int, reason: str) -> int:
-        """Ends the user's streams (they were suspended or banned); returns how many."""
+        """Ends the user's streams (they were suspended or banned); returns how many here."""
+        if self.relay is not None:
+            self.relay.broadcast("disconnect_user", {"user_id": user_id, "reason": reason})
+        return self._disconnect_here(user_id, reason)
+
+    def _disconnect_here(self, user_id: int, reason: str) -> int:
         subs = list(self._streams.get(user_id, ()))
         for sub in subs:
             sub.close(reason)
         return len(subs)
+
+    def announce(self, body: dict[str, Any]) -> None:
+        """Tells the other nodes of a fan-out, for their own connected users."""
+        if self.relay is not None:
+            self.relay.broadcast("announce", body)
+
+    def _from_relay(self, op: str, body: dict[str, Any]) -> Awaitable[None] | None:
+        user_id = int(body.get("user_id") or 0)
+        if op == "publish":
+            event_id = body.get("id")
+            self.deliver(
+                user_id,
+                str(body["type"]),
+                dict(body["data"]),
+                event_id=None if event_id is None else int(event_id),
+            )
+        elif op == "disconnect_user":
+            self._disconnect_here(user_id, str(body["reason"]))
+        elif op == "announce" and self.on_announcement is not None:
+            return self.on_announcement(body)
+        return None
 
     def close_all(self, reason: str) -> None:
         for subs in list(self._streams.values()):
@@ -196,6 +253,9 @@ class Notifier:
     hub: NotificationHub
     inline_limit: int = INLINE_FANOUT
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.hub.on_announcement = self._announced
 
     async def show_went_live(self, show: Show) -> None:
         await self._announce(show, NotificationKind.live)
@@ -267,7 +327,29 @@ class Notifier:
         )
         await db.commit()
         log.info("show=%s %s: followers notified", note.show_id, note.kind)
+        self.hub.announce(
+            {
+                "show_id": note.show_id,
+                "host_id": note.host_id,
+                "kind": note.kind.name,
+                "payload": note.payload,
+            }
+        )
         await self._publish(db, note)
+
+    async def _announced(self, body: dict[str, Any]) -> None:
+        """Another node notified a show's followers: the ones connected here get their event."""
+        try:
+            note = _Announcement(
+                int(body["show_id"]),
+                int(body["host_id"]),
+                NotificationKind[str(body["kind"])],
+                dict(body["payload"]),
+            )
+            async with self.sessions() as db:
+                await self._publish(db, note)
+        except Exception:
+            log.exception("announcing show=%s to this node's followers failed", body.get("show_id"))
 
     async def _publish(self, db: AsyncSession, note: _Announcement) -> None:
         online = sorted(self.hub.connected_users())
@@ -283,7 +365,7 @@ class Notifier:
             unread = await unread_counts(db, list(latest))
             for user_id, note_id in latest.items():
                 data = {**note.payload, "id": note_id, "unread": unread.get(user_id, 0)}
-                self.hub.publish(user_id, "notification", data, event_id=note_id)
+                self.hub.deliver(user_id, "notification", data, event_id=note_id)
 
 
 async def unread_counts(db: AsyncSession, user_ids: Iterable[int]) -> dict[int, int]:

@@ -40,8 +40,8 @@ async def _state(db: Db, viewer: User | None, host: User) -> FollowState:
     )
 
 
-def _check_rate(ctx: OnAir, user: User) -> None:
-    ctx.limiters.follow.check(f"user:{user.id}")
+async def _check_rate(ctx: OnAir, user: User) -> None:
+    await ctx.limiters.follow.acheck(f"user:{user.id}")
 
 
 @router.get(
@@ -64,7 +64,7 @@ async def follow(user_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> Follow
     host = await service.host_of(db, user_id)
     if host.id == user.id:
         raise ApiError(422, "invalid", "you cannot follow yourself")
-    _check_rate(ctx, user)
+    await _check_rate(ctx, user)
     await service.follow(db, ctx.clock, user, host)
     await db.commit()
     return await _state(db, user, host)
@@ -78,7 +78,7 @@ async def follow(user_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> Follow
 )
 async def unfollow(user_id: PathId, user: CurrentUser, ctx: Ctx, db: Db) -> FollowState:
     host = await service.host_of(db, user_id)
-    _check_rate(ctx, user)
+    await _check_rate(ctx, user)
     await service.unfollow(db, user, host)
     await db.commit()
     return await _state(db, user, host)
