@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from onair.db.migrate import upgrade
 from onair.rooms.hub import RoomHub
 from onair.settings import Settings
 from tests.bus.conftest import OwnRedis
+from tests.discovery.test_follows import next_event, read_events
 from tests.server import RunningServer, serve
 
 pytestmark = pytest.mark.postgres
@@ -202,3 +204,23 @@ def test_events_resume_after_redis_restarts_during_the_show(
             (after,) = _events(ws, 1)
             assert after["message"]["text"] == "after"
             assert after["seq"] == before["seq"] + 1
+
+
+def test_a_followers_open_page_on_another_node_hears_of_a_new_show(
+    nodes: list[RunningServer], people: Callable[[str], Person]
+) -> None:
+    a, b, c = nodes
+    host, fan = people("deejay"), people("fan")
+    with host.http(a) as on_a, fan.http(b) as on_b, fan.http(c) as on_c:
+        host_id = int(on_a.get("/api/v1/accounts/me").json()["id"])
+        assert on_b.put(f"/api/v1/users/{host_id}/follow").status_code == 200
+        with on_c.stream("GET", "/api/v1/notifications/stream", timeout=20) as r:
+            events = read_events(r)
+            assert next_event(events, "unread").json() == {"unread": 0}
+            start = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+            made = on_a.post("/api/v1/shows", json={"title": "Soon", "scheduled_start": start})
+            assert made.status_code == 201, made.text
+            note = next_event(events, "notification").json()
+            assert (note["kind"], note["unread"]) == ("scheduled", 1)
+            assert on_b.post("/api/v1/notifications/read", json={}).status_code in (200, 204)
+            assert next_event(events, "unread").json() == {"unread": 0}
