@@ -131,9 +131,9 @@ def _tell_requesters(
 ) -> None:
     # Only to requesters in the room now: a big request would otherwise fill the room's
     # catch-up history with events for people who are not there (the page asks on load).
-    present = {c.user_id for c in ctx.rooms.room(show_id).clients.values()}
+    present = ctx.rooms.users_here(show_id)  # None with several nodes: tell them all
     for h in handled:
-        if h.user_id in present:
+        if present is None or h.user_id in present:
             ctx.rooms.publish(
                 show_id,
                 "request.update",

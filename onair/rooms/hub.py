@@ -294,6 +294,14 @@ class RoomHub:
         counted = self.relay.presence(show_id) if self.relay is not None else None
         return self.listeners(show_id) if counted is None else counted
 
+    def users_here(self, show_id: int) -> set[int] | None:
+        """The signed-in users connected to the room, or None when that is not known here
+        (with a bus, they may be connected to another node)."""
+        if self.relay is not None:
+            return None
+        room = self._rooms.get(show_id)
+        return {c.user_id for c in room.clients.values() if c.user_id} if room else set()
+
     def _clients_of(self, user_id: int, show_ids: Iterable[int] | None) -> Iterator[RoomClient]:
         rooms = (
             self.rooms()
