@@ -132,6 +132,8 @@ class ClusterNode:
         self._playheads_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._starting: set[int] = set()
+        self._starts: set[asyncio.Task[None]] = set()
+        """Studios starting beside the loop (kept until done, so none is collected)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -146,9 +148,10 @@ class ClusterNode:
         log.info("node in the cluster node=%s url=%s", self.node_id, self.url)
 
     async def aclose(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._starts]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
@@ -251,6 +254,9 @@ class ClusterNode:
 
     async def _renew(self) -> None:
         now = time.monotonic()
+        for show_id in list(self._starting):  # held while the studio starts, however long
+            with contextlib.suppress(Exception):
+                await self.leases.renew(show_id)
         for show_id in self._stations.here():
             renewed = False
             try:
@@ -324,7 +330,7 @@ class ClusterNode:
                 continue
             if target is not None:
                 if _text(target) == self.node_id:
-                    await self._start_here(show_id)
+                    self._start_soon(show_id)
                 continue
             if self.draining:
                 continue
@@ -337,7 +343,22 @@ class ClusterNode:
                 log.warning(
                     "taking over a show no node runs show=%s node=%s", show_id, self.node_id
                 )
+                self._start_soon(show_id)
+
+    def _start_soon(self, show_id: int) -> None:
+        """Starts the studio beside the loop, which goes on renewing the other leases."""
+        if show_id in self._starting:
+            return
+
+        async def start() -> None:
+            try:
                 await self._start_here(show_id)
+            except Exception:
+                log.exception("studio failed to start show=%s node=%s", show_id, self.node_id)
+
+        task = asyncio.create_task(start(), name=f"cluster-start-{show_id}")
+        self._starts.add(task)
+        task.add_done_callback(self._starts.discard)
 
     async def _start_here(self, show_id: int) -> None:
         if show_id in self._starting or self._stations.get(show_id) is not None:
