@@ -322,10 +322,15 @@ class RedisBus:
 
     async def _send_batch(self, batch: list[_Event | _Message]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
+            args: list[str | int]
             for item in batch:
                 if isinstance(item, _Event):
                     keys = self._room_keys(item.show_id)
-                    args: list[str | int] = [item.payload, item.sticky_type, HISTORY, ROOM_TTL_S]
+                    followed = self._followed.get(item.show_id)
+                    known = max(
+                        followed.room.seq if followed else 0, self._published.get(item.show_id, 0)
+                    )
+                    args = [item.payload, item.sticky_type, HISTORY, ROOM_TTL_S, known]
                     await self._publish(keys=keys, args=args, client=pipe)
                 else:
                     pipe.publish(self._key("control"), item.payload)
@@ -354,11 +359,14 @@ class RedisBus:
             if failures:
                 log.info("bus: reading again after %d failed attempts", failures)
             failures = 0
+            wake = self._key("wake", self.node_id).encode()
             for key, entries in reply or []:
-                room_id = self._by_key.get(key)
-                if room_id is None:
+                if key == wake:
                     if entries:
                         self._wake_id = entries[-1][0].decode()
+                    continue
+                room_id = self._by_key.get(key)
+                if room_id is None:
                     continue
                 target = self._followed.get(room_id)
                 if target is not None and target.loaded:

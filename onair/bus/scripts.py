@@ -9,7 +9,12 @@ from __future__ import annotations
 PUBLISH = """
 -- KEYS: the room's seq counter, its stream, its sticky state
 -- ARGV: the event (JSON), its type if sticky (else ''), the history length, the time to live (s)
--- A sticky event is kept in the state hash by type, as "seq event".
+-- A sticky event is kept in the state hash by type, as "seq event". ARGV[5]: the highest seq
+-- the node knows of: an empty Redis (restarted) goes on from there, not from 1.
+local known = tonumber(ARGV[5])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < known then
+  redis.call('SET', KEYS[1], known)
+end
 local seq = redis.call('INCR', KEYS[1])
 local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', ARGV[1])
 if type(added) == 'table' and added.err then

@@ -255,3 +255,19 @@ async def test_events_resume_after_redis_restarts_and_the_numbers_go_on(
     room = await late.open(1)  # the state was put back by the nodes that had it
     assert [s["title"] for s in room.state.values()] == ["Before"]
     assert not on_a.closing.is_set() and not on_b.closing.is_set()
+
+
+async def test_a_redis_emptied_unnoticed_still_goes_on_from_the_numbers_a_node_knows(
+    own_redis: OwnRedis, make_node: MakeNode
+) -> None:
+    (bus_a, a), (_, b) = make_node("a", url=own_redis.url), make_node("b", url=own_redis.url)
+    await a.open(6)
+    await b.open(6)
+    on_b = b.join(6)
+    for i in range(3):
+        a.publish(6, "note", {"i": i})
+    await take(on_b, 3)
+    await bus_a.client.flushdb()  # as a restart no connection noticed would leave it
+    a.publish(6, "note", {"i": "after"})
+    (event,) = await take(on_b, 1)
+    assert (event.seq, event.data) == (4, {"i": "after"})
