@@ -98,6 +98,14 @@ def test_a_show_lands_on_the_least_loaded_node_and_plays_through_any(
         assert abs(dominant_frequency(signal[-RATE:]) - 440.0) < 5
         assert "Test Tones - Concert A" in heard.titles  # ICY metadata came through intact
 
+        # HLS too: the playlist and a segment, through the same node.
+        playlist = httpx.get(f"{cluster.nodes[relay].url}/listen/{show_id}.m3u8", timeout=15)
+        assert playlist.status_code == 200, playlist.text
+        segment = playlist.text.strip().splitlines()[-1]
+        got = httpx.get(f"{cluster.nodes[relay].url}/listen/{segment}", timeout=15)
+        assert got.status_code == 200
+        assert abs(dominant_frequency(decode(got.content, "mpegts")) - 440.0) < 5
+
         # The studio's controls, through another node, reach the studio.
         r = b.get(f"/api/v1/shows/{show_id}/studio")
         assert r.status_code == 200, r.text
@@ -182,9 +190,15 @@ def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres
         cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
         cluster.start("a", "b", "c")
         b = stack.enter_context(host(cluster.nodes["b"].url, "host_b"))
-        show_id = new_show(b, "Drain Show", "concert", "high e")
+        show_id = new_show(b, "Drain Show", "concert")
         assert b.post(f"/api/v1/shows/{show_id}/live").status_code == 200
         owner = cluster.wait_owner(show_id)
+        # The host, through a node that does not run the studio, queues the next song.
+        elsewhere = cluster.nodes[other(cluster, owner)].url
+        crew = stack.enter_context(httpx.Client(base_url=elsewhere, cookies=b.cookies, timeout=20))
+        found = crew.get("/api/v1/catalog/search", params={"q": "high e"}).json()["tracks"]
+        r = crew.post(f"/api/v1/shows/{show_id}/queue", json={"track_id": found[0]["id"]})
+        assert r.status_code == 201, r.text
         env = cluster.env(owner, cluster.nodes[owner].port)
         drained = subprocess.run(
             [sys.executable, "-m", "onair", "node", "drain", owner],
@@ -197,7 +211,7 @@ def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres
         assert owner in drained.stdout.decode()
         time.sleep(2)
         assert cluster.owner(show_id) == owner  # Concert A plays on where it is
-        assert b.post(f"/api/v1/shows/{show_id}/studio/skip").status_code == 200
+        assert crew.post(f"/api/v1/shows/{show_id}/studio/skip").status_code == 200
         moved = cluster.wait_owner(show_id, not_=owner, timeout=10)
         assert moved != owner
 
