@@ -62,10 +62,20 @@ def make_engine(url: str) -> AsyncEngine:
 def _refuse_nul_text(
     _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
-    for row in parameters if executemany else (parameters,):
-        values = row.values() if isinstance(row, dict) else row or ()
-        if any(isinstance(v, str) and "\x00" in v for v in values):
-            raise TextHasNul
+    if _holds_nul(parameters):
+        raise TextHasNul
+
+
+def _holds_nul(parameters: Any) -> bool:
+    """Whether any text among `parameters` (one row or many, by name or by position; drivers
+    and SQLAlchemy's batched inserts pass each shape) holds U+0000."""
+    if isinstance(parameters, str):
+        return "\x00" in parameters
+    if isinstance(parameters, dict):
+        return any(_holds_nul(v) for v in parameters.values())
+    if isinstance(parameters, list | tuple):
+        return any(_holds_nul(v) for v in parameters)
+    return False
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
