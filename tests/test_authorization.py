@@ -23,8 +23,6 @@ import contextlib
 import io
 import json
 import re
-import shutil
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +52,7 @@ from onair.rooms.hub import CLOSE_REMOVED
 from onair.rooms.models import ChatMessage
 from onair.settings import Settings
 from onair.shows.models import Show, ShowStatus
+from tests.databases import copy_data_dir, execute_sql
 from tests.server import RunningServer, serve
 
 PASSWORD = "correct horse"
@@ -741,12 +740,14 @@ async def _seed(root: Path) -> Seed:
 
 
 def copy_world(seed: Seed, root: Path) -> None:
-    shutil.copytree(seed.root, root)
+    copy_data_dir(seed.root, root)  # with its database, on either backend
     # A new cover upload deletes the old file, so each world points at its own copy.
-    with contextlib.closing(sqlite3.connect(root / "onair.db")) as db, db:
-        db.execute(
-            "UPDATE shows SET cover_path = replace(cover_path, ?, ?)", (str(seed.root), str(root))
-        )
+    execute_sql(
+        world_settings(root).resolved_database_url,
+        "UPDATE shows SET cover_path = replace(cover_path, :old, :new)",
+        old=str(seed.root),
+        new=str(root),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -35,6 +36,7 @@ async def _check(url: str) -> None:
     await upgrade_async(url)  # running it again changes nothing
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_schema_matches_the_models(tmp_path: Path) -> None:
     await _check(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
 

@@ -8,7 +8,6 @@ runs the same checks with the coverage phase and many more examples.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade
 from onair.settings import Settings
+from tests.databases import copy_data_dir
 
 EXAMPLES = int(os.environ.get("ONAIR_SCHEMATHESIS_EXAMPLES", "8"))
 # A fixed seed keeps the suite's cases the same from run to run; bench/ varies it.
@@ -119,7 +119,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 def api(tmp_path: Path, template: Template) -> FastAPI:
     """A fresh app and database, so what one operation did misleads no other."""
     settings = fuzz_settings(tmp_path / "var")
-    shutil.copytree(template.data_dir, settings.data_dir)
+    copy_data_dir(template.data_dir, settings.data_dir)  # with its database, on either backend
     return create_app(settings, FakeClock())
 
 

@@ -3,15 +3,14 @@ the mouse, an admin edits the rules; no script error, no CSP refusal, markup sta
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
+from tests.databases import execute_sql
 from tests.e2e.conftest import LiveServer, browser, live_server, playwright  # noqa: F401
 from tests.e2e.test_call_in import sign_up
 from tests.e2e.test_host_flow import watch_for_errors
@@ -22,9 +21,12 @@ XSS = '<img src=x onerror="window.__xss=1">'
 
 
 def _set_role(server: LiveServer, username: str, role: str) -> None:
-    path = server.settings.data_dir / "onair.db"
-    with sqlite3.connect(Path(path)) as db:
-        db.execute("UPDATE users SET role = ? WHERE username = ?", (role, username))
+    execute_sql(
+        server.settings.resolved_database_url,
+        "UPDATE users SET role = :role WHERE username = :username",
+        role=role,
+        username=username,
+    )
 
 
 @contextmanager

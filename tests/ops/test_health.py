@@ -87,6 +87,7 @@ async def test_an_unreachable_database_is_not_ready_and_says_so(tmp_path: Path) 
     assert (await _get(app, "/healthz")).status_code == 200
 
 
+@pytest.mark.unmigrated
 async def test_a_database_behind_the_migrations_is_not_ready(tmp_path: Path) -> None:
     app = await _app(Settings(data_dir=tmp_path / "var"), migrate=False)
     r = await _get(app, "/readyz")
