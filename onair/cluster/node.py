@@ -123,6 +123,8 @@ class ClusterNode:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
         )
         self.draining = False
+        self._leaving = False
+        """Shutting down: takes no studios, and its own go to other nodes."""
         self._stations = stations
         self._sessions = sessions
         self._cpu = CpuMeter()
@@ -210,8 +212,17 @@ class ClusterNode:
         await self.leases.release(show_id)
         await self._heartbeat()
 
+    async def leave(self) -> None:
+        self._leaving = True
+        await self._heartbeat()  # says it drains: no node places a studio here now
+
     async def closing(self, show_id: int) -> None:
+        """Hands the show to the least loaded other node, as a drain does."""
         await self._save_playhead(show_id)
+        target = least_loaded(await list_nodes(self.redis, self.keys), excluding=self.node_id)
+        if target is not None:
+            await self.redis.set(self.keys.placed(show_id), target.node_id, px=PLACEMENT_MS)
+            log.info("leaving: show moves show=%s to=%s", show_id, target.node_id)
 
     # --- what the proxy asks -----------------------------------------------------------
 
@@ -293,7 +304,8 @@ class ClusterNode:
             await playhead.save(db, show_id, self.node_id, station.playhead())
 
     async def _heartbeat(self) -> None:
-        self.draining = bool(await self.redis.exists(self.keys.drain(self.node_id)))
+        drain = bool(await self.redis.exists(self.keys.drain(self.node_id)))
+        self.draining = drain or self._leaving
         stations = [s for s in map(self._stations.get, self._stations.here()) if s is not None]
         load = NodeLoad(
             node_id=self.node_id,
@@ -315,7 +327,7 @@ class ClusterNode:
         for show_id in here - live:  # ended through a node that could not reach this one
             log.info("show no longer live: studio stopped show=%s", show_id)
             await self._stations.stop_here(show_id, ended=True)
-        if self.draining:
+        if self.draining and not self._leaving:  # a node leaving hands its shows over itself
             await self._drain(here & live)
         elsewhere = sorted(live - here - self._starting)
         self._orphans = {k: v for k, v in self._orphans.items() if k in elsewhere}
@@ -361,7 +373,7 @@ class ClusterNode:
         task.add_done_callback(self._starts.discard)
 
     async def _start_here(self, show_id: int) -> None:
-        if show_id in self._starting or self._stations.get(show_id) is not None:
+        if self._leaving or show_id in self._starting or self._stations.get(show_id) is not None:
             return
         if not await self.leases.acquire(show_id):
             return  # another node runs it

@@ -38,6 +38,9 @@ class Cluster(Protocol):
     async def stopped_here(self, show_id: int, *, ended: bool) -> None:
         """This node no longer runs the show (its lease goes; an ended show's playhead too)."""
 
+    async def leave(self) -> None:
+        """This node shuts down: it takes no more studios."""
+
     async def closing(self, show_id: int) -> None:
         """This node shuts down: the show's playhead is saved for the node that takes it."""
 
@@ -152,6 +155,8 @@ class Stations:
                 log.exception("could not resume show=%s", show_id)
 
     async def aclose(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.leave()
         for show_id in list(self._live):
             if self.cluster is None:
                 await self.stop_here(show_id, ended=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -93,9 +94,9 @@ def test_a_show_lands_on_the_least_loaded_node_and_plays_through_any(
         # The last show's stream, through a node that does not run it, is its studio's audio.
         relay = other(cluster, owners[-1])
         heard = listen(f"{cluster.nodes[relay].url}/listen/{show_id}.mp3", 4)
-        signal = decode(bytes(heard.audio), "mp3")
-        assert len(signal) > 2 * RATE
-        assert abs(dominant_frequency(signal[-RATE:]) - 440.0) < 5
+        sound = decode(bytes(heard.audio), "mp3")
+        assert len(sound) > 2 * RATE
+        assert abs(dominant_frequency(sound[-RATE:]) - 440.0) < 5
         assert "Test Tones - Concert A" in heard.titles  # ICY metadata came through intact
 
         # HLS too: the playlist and a segment, through the same node.
@@ -136,8 +137,8 @@ def test_another_node_resumes_the_song_where_it_was_when_the_studio_node_dies(
         url = f"{cluster.nodes[relay].url}/listen/{show_id}.mp3"
 
         before = listen(url, 6)  # some seconds into the song
-        signal = decode(bytes(before.audio), "mp3")
-        last = chirp_position(dominant_frequency(signal[-RATE // 2 :]))
+        sound = decode(bytes(before.audio), "mp3")
+        last = chirp_position(dominant_frequency(sound[-RATE // 2 :]))
         assert last > 3, last
         cluster.nodes[owner].kill()
         killed = time.monotonic()
@@ -217,8 +218,8 @@ def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres
 
         relay = other(cluster, moved)
         heard = listen(f"{cluster.nodes[relay].url}/listen/{show_id}.mp3", 3)
-        signal = decode(bytes(heard.audio), "mp3")
-        assert abs(dominant_frequency(signal[-RATE:]) - 660.0) < 5  # the next song, moved
+        sound = decode(bytes(heard.audio), "mp3")
+        assert abs(dominant_frequency(sound[-RATE:]) - 660.0) < 5  # the next song, moved
 
         nodes = subprocess.run(
             [sys.executable, "-m", "onair", "node", "list"],
@@ -230,3 +231,19 @@ def test_a_drained_node_moves_its_show_at_the_next_song(tmp_path: Path, postgres
         ).stdout.decode()
         row = next(line for line in nodes.splitlines() if line.startswith(f"{owner}\t"))
         assert "draining" in row and "studios=0" in row
+
+
+def test_a_node_that_shuts_down_hands_its_show_over(tmp_path: Path, postgres_url: str) -> None:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
+        cluster.start("a", "b")
+        b = stack.enter_context(host(cluster.nodes["b"].url, "host_b"))
+        show_id = new_show(b, "Leaving Show", "concert")
+        assert b.post(f"/api/v1/shows/{show_id}/live").status_code == 200
+        owner = cluster.wait_owner(show_id)
+        stays = other(cluster, owner)
+        cluster.nodes[owner].process.send_signal(signal.SIGTERM)  # as a deploy stops a node
+        assert cluster.wait_owner(show_id, not_=owner, timeout=15) == stays
+        assert cluster.nodes[owner].process.wait(15) is not None
+        heard = listen(f"{cluster.nodes[stays].url}/listen/{show_id}.mp3", 3)
+        assert abs(dominant_frequency(decode(bytes(heard.audio), "mp3")[-RATE:]) - 440.0) < 5
