@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from onair.catalog import pg_plans
+from onair.catalog import pg_plans, search
 from onair.catalog.pg_plans import Atom, LexemeCounts, RankedMatch, costs, parse
 
 # A million documents: "0>the" in a tenth of them, "0love" in 6 %, "0sugar" in 0.2 %; every
@@ -63,6 +63,39 @@ def test_the_plan_is_written_so_that_only_its_index_can_answer() -> None:
     # Without counts (a table never analysed) the planner chooses.
     planner = RankedMatch("track_search", ("title",), "'0sugar'", 20).sql(None)
     assert "lexemes @@" in planner and "ORDER BY rank_key LIMIT" in planner
+
+
+def test_a_bound_statement_has_one_text_for_every_search_of_its_shape() -> None:
+    # The same plan with the values as parameters, so asyncpg keeps the statement prepared.
+    love = RankedMatch("track_search", ("title",), "'0love'", 20, ((">=", 5),)).bound(COUNTS)
+    assert love == (
+        "SELECT rank_key, title FROM track_search WHERE ts_match_vq(lexemes, $1::tsquery)"
+        " AND rank_key >= $2 ORDER BY rank_key LIMIT $3",
+        ("'0love'", 5, 20),
+    )
+    the = RankedMatch("track_search", ("title",), "'0>the'", 10, ((">=", 7),)).bound(COUNTS)
+    assert the[0] == love[0] and the[1] == ("'0>the'", 7, 10)
+    sugar = RankedMatch("show_search", ("title",), "'0sugar'", 5, ((">=", 0),), band=1)
+    sql, values = sugar.bound(COUNTS)
+    assert sql == (
+        "SELECT rank_key, title FROM show_search WHERE lexemes @@ $1::tsquery"
+        " AND (rank_key + 0) >= $2 ORDER BY (rank_key + 0) LIMIT $3"
+    )
+    assert values == ("'0sugar' & '~1'", 0, 5)
+
+
+def test_named_placeholders_become_numbered_ones() -> None:
+    sql, values = search._numbered(
+        "SELECT x::text FROM t WHERE a >= :start AND b = ANY(CAST(:ids AS integer[]))"
+        " AND c < :start LIMIT :n",
+        {"start": "lo", "ids": [1, 2], "n": 3, "unused": 4},
+    )
+    assert sql == (
+        "SELECT x::text FROM t WHERE a >= $1 AND b = ANY(CAST($2 AS integer[])) AND c < $1 LIMIT $3"
+    )
+    assert values == ["lo", [1, 2], 3]
+    with pytest.raises(KeyError):
+        search._numbered("SELECT :missing", {})
 
 
 def test_a_band_is_a_lexeme_to_a_lookup_and_a_range_to_a_walk() -> None:

@@ -220,15 +220,17 @@ async def test_either_plan_gives_the_same_answers(
     else:
         monkeypatch.setattr(pg_plans, "WALK_US", 1e9)
     statements: list[str] = []
-    real_sql = pg_plans.RankedMatch.sql
+    real_written = pg_plans.RankedMatch._written
 
-    def seen(self: pg_plans.RankedMatch, counts: pg_plans.LexemeCounts | None) -> str:
-        sql = real_sql(self, counts)
+    def seen(
+        self: pg_plans.RankedMatch, counts: pg_plans.LexemeCounts | None, *, bind: bool
+    ) -> tuple[str, tuple[object, ...]]:
+        sql, values = real_written(self, counts, bind=bind)
         if counts is not None:
-            statements.append(sql)
-        return sql
+            statements.append(f"{sql} {values!r}")
+        return sql, values
 
-    monkeypatch.setattr(pg_plans.RankedMatch, "sql", seen)
+    monkeypatch.setattr(pg_plans.RankedMatch, "_written", seen)
     for query in QUERIES:
         tracks = [await search.search_track_ids(db, query, limit=30) for db in both]
         assert tracks[1] == tracks[0], query

@@ -181,24 +181,53 @@ class RankedMatch:
     """In a banded index, the band the ranges lie in: a lookup asks for its lexeme ("~1")."""
 
     def sql(self, counts: LexemeCounts | None) -> str:
-        """The statement: the plan the counts choose (the planner's own without counts)."""
+        """The statement with its values written in: the plan the counts choose (the planner's
+        own without counts)."""
+        sql, _ = self._written(counts, bind=False)
+        return sql
+
+    def bound(self, counts: LexemeCounts) -> tuple[str, tuple[object, ...]]:
+        """The statement in the plan the counts choose with its values as parameters ($1 the
+        tsquery, then the bounds and the limit), and those values.
+
+        Its text is then the same for every search of one shape, so a driver that prepares
+        statements (asyncpg) keeps it prepared: one round trip where a new text costs two
+        (parse, then execute), about a millisecond of a search box's statements each. The
+        plan is fixed by how the statement is written, not by the words, so the generic plan
+        PostgreSQL may come to use for it is the same plan. Without counts the planner must
+        see the words: use `sql`."""
+        return self._written(counts, bind=True)
+
+    def _written(
+        self, counts: LexemeCounts | None, *, bind: bool
+    ) -> tuple[str, tuple[object, ...]]:
         tsquery, band = self.tsquery, None
         if self.band is not None:
             band = f"~{self.band:d}"
             tsquery = f"{tsquery} & '{band}'"
         walk = costs(parse(self.tsquery), counts, self.limit, band).walk if counts else None
+        matched = self.tsquery if walk else tsquery
+        values: list[object] = []
+
+        def value(v: str | int) -> str:
+            if bind:
+                values.append(v)
+                return f"${len(values)}" + ("::tsquery" if isinstance(v, str) else "")
+            if isinstance(v, str):
+                return "'" + v.replace("'", "''") + "'::tsquery"
+            return f"{v:d}"
+
         if walk:
-            literal = self.tsquery.replace("'", "''")
-            match, key = f"ts_match_vq(lexemes, '{literal}'::tsquery)", "rank_key"
+            match, key = f"ts_match_vq(lexemes, {value(matched)})", "rank_key"
         else:
-            literal = tsquery.replace("'", "''")
-            match = f"lexemes @@ '{literal}'::tsquery"
+            match = f"lexemes @@ {value(matched)}"
             key = "rank_key" if walk is None else "(rank_key + 0)"
-        conditions = [match, *(f"{key} {op} {bound:d}" for op, bound in self.ranges)]
-        return (
+        conditions = [match, *(f"{key} {op} {value(bound)}" for op, bound in self.ranges)]
+        sql = (
             f"SELECT rank_key, {', '.join(self.columns)} FROM {self.table}"
-            f" WHERE {' AND '.join(conditions)} ORDER BY {key} LIMIT {self.limit:d}"
+            f" WHERE {' AND '.join(conditions)} ORDER BY {key} LIMIT {value(self.limit)}"
         )
+        return sql, tuple(values)
 
 
 COUNTS_SQL = (

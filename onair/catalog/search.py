@@ -51,6 +51,7 @@ import re
 import sqlite3
 from collections.abc import (
     AsyncIterator,
+    Awaitable,
     Callable,
     Generator,
     Iterable,
@@ -799,10 +800,10 @@ def _tsquery_anywhere(words: Sequence[_Word], index: SearchIndex) -> str:
 def _pg_rows(at: _Band, query: str, limit: int, title_words: int = 0) -> Statement:
     """`_fts_rows` on PostgreSQL: the tsquery's first `limit` matches in rank_key order, by
     walking rank_key or by looking the words up in the GIN index, whichever the words' counts
-    say is cheaper (`pg_plans`; the runner reads the counts).
-
-    The tsquery is written into the statement, not bound: a prepared statement run a few times
-    gets a generic plan, which cannot know whether the words are common or rare."""
+    say is cheaper (`pg_plans`; the runner reads the counts). The plan is chosen here, not by
+    the planner, so the runner may bind the tsquery (`RankedMatch.bound`): a prepared
+    statement's generic plan, blind to whether the words are common or rare, is then the
+    same plan."""
     index = at.index
     ranges: list[tuple[str, int]] = []
     band = None
@@ -816,7 +817,6 @@ def _pg_rows(at: _Band, query: str, limit: int, title_words: int = 0) -> Stateme
         fewest = at.band << BAND_SHIFT | min(title_words, MAX_TITLE_WORDS) << TRACK_ID_BITS
         ranges.append((">=", fewest))
     ranked = pg_plans.RankedMatch(index.table, index.columns, query, limit, tuple(ranges), band)
-    # No bound parameters: a colon (as in ':*') is text.
     return Statement(ranked.sql(None), ranked=ranked)
 
 
@@ -884,34 +884,77 @@ def _run_in_thread(connection: sqlite3.Connection, searches: Sequence[Steps[_T]]
 
 
 async def _run_async(db: AsyncSession, steps: Steps[_T]) -> _T:
+    fetch = await _asyncpg_fetch(db)
     try:
         statement = next(steps)
         while True:
-            if statement.ranked is not None:
+            rows: Sequence[Any]
+            if fetch is None:
+                rows = await _execute(db, statement)
+            elif statement.ranked is not None:
                 counts = await _lexeme_counts(db, statement.ranked.table)
-                rows = await _fetch_literal(db, statement.ranked.sql(counts))
+                if counts is None:
+                    rows = await fetch(statement.ranked.sql(None))
+                else:
+                    sql, args = statement.ranked.bound(counts)
+                    rows = await fetch(sql, *args)
             elif statement.params is None:
-                rows = (await db.execute(text(statement.sql.replace(":", "\\:")))).all()
+                rows = await fetch(statement.sql)
             else:
-                rows = (await db.execute(text(statement.sql), dict(statement.params))).all()
+                sql, values = _numbered(statement.sql, statement.params)
+                rows = await fetch(sql, *values)
             statement = steps.send(rows)
     except StopIteration as done:
         value: _T = done.value
         return value
 
 
-async def _fetch_literal(db: AsyncSession, sql: str) -> Sequence[Any]:
-    """The rows of a statement without parameters, read by the database driver itself on
-    `db`'s connection (and transaction) when it is asyncpg: a ranked match is most of a search
-    box's statements, and SQLAlchemy's path around each costs more than many of them take
-    (the box's median went from 22.7 to 20.5 ms on the bench world)."""
+_Fetch: TypeAlias = Callable[..., Awaitable[Sequence[Any]]]
+
+
+async def _asyncpg_fetch(db: AsyncSession) -> _Fetch | None:
+    """asyncpg's own `fetch` on `db`'s connection (and transaction), when that is the driver.
+
+    A search box asks for some thirty statements, and SQLAlchemy's path around each (its
+    execution context, result and the greenlet hops of its asyncio adaptation) costs more
+    than many of them take: the box's median went from 22.7 to 20.5 ms on the bench world
+    when only the ranked matches went to asyncpg directly."""
     connection = await db.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     fetch = getattr(raw, "fetch", None)
     if fetch is not None and type(raw).__module__.startswith("asyncpg"):
-        rows: Sequence[Any] = await fetch(sql)
-        return rows
-    return (await db.execute(text(sql.replace(":", "\\:")))).all()
+        found: _Fetch = fetch
+        return found
+    return None
+
+
+async def _execute(db: AsyncSession, statement: Statement) -> Sequence[Any]:
+    """`statement` through SQLAlchemy, for a driver other than asyncpg and aiosqlite."""
+    if statement.ranked is not None:
+        counts = await _lexeme_counts(db, statement.ranked.table)
+        return (await db.execute(text(statement.ranked.sql(counts).replace(":", "\\:")))).all()
+    if statement.params is None:
+        return (await db.execute(text(statement.sql.replace(":", "\\:")))).all()
+    return (await db.execute(text(statement.sql), dict(statement.params))).all()
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _numbered(sql: str, params: Mapping[str, object]) -> tuple[str, list[object]]:
+    """`sql`'s :name placeholders as asyncpg's $1, $2... and their values in that order (a
+    name used twice is one parameter). The engine's statements with parameters hold no
+    literal text, so every such colon is a placeholder; `::` casts are not."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in params:
+            raise KeyError(f"no value for :{name}")
+        return f"${order.setdefault(name, len(order) + 1)}"
+
+    numbered = _NAMED.sub(number, sql)
+    return numbered, [params[name] for name in order]
 
 
 async def _lexeme_counts(db: AsyncSession, table: str) -> pg_plans.LexemeCounts | None:
