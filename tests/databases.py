@@ -18,6 +18,7 @@ import queue
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,7 +111,8 @@ class PostgresDatabases:
     (a test, a module or the session) so each is dropped when its owner is done."""
 
     AHEAD = 2
-    DROPPERS = 4
+    DROPPERS = 8
+    DROP_EVERY_S = 5.0
 
     def __init__(self) -> None:
         self.prefix = f"onair_t{os.getpid()}_{secrets.token_hex(3)}"
@@ -173,12 +175,11 @@ class PostgresDatabases:
         asyncio.run(self._drops_in_parallel())
 
     async def _drops_in_parallel(self) -> None:
-        # DROP DATABASE waits for a checkpoint, seconds on a busy server; drops running side by
-        # side share one, so a few connections keep up where one falls behind.
+        # Each DROP DATABASE waits for a checkpoint (seconds of fsync on a busy server, which
+        # stall every commit meanwhile); drops running side by side share one. So they are
+        # gathered for a few seconds and dropped in batches, a checkpoint or two per batch.
         pool = await asyncpg.create_pool(ADMIN_DSN, min_size=1, max_size=self.DROPPERS)
         loop = asyncio.get_running_loop()
-        running: set[asyncio.Task[None]] = set()
-        slots = asyncio.Semaphore(self.DROPPERS)
 
         async def drop(name: str) -> None:
             try:
@@ -188,18 +189,32 @@ class PostgresDatabases:
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except (OSError, asyncpg.PostgresError) as exc:
                 self._undropped.append(f"{name}: {exc!r}")
-            finally:
-                slots.release()
+
+        def gather_batch() -> tuple[list[str], bool]:
+            batch: list[str] = []
+            first = self._drops.get()
+            if first is None:
+                return batch, True
+            batch.append(first)
+            deadline = time.monotonic() + self.DROP_EVERY_S
+            while len(batch) < self.DROPPERS * 2:
+                try:
+                    got = self._drops.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if got is None:
+                    return batch, True
+                batch.append(got)
+            return batch, False
 
         try:
-            while (name := await loop.run_in_executor(None, self._drops.get)) is not None:
-                if name == self.template and running:
-                    await asyncio.gather(*running, return_exceptions=True)
-                await slots.acquire()
-                task = asyncio.create_task(drop(name))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            await asyncio.gather(*running, return_exceptions=True)
+            done = False
+            while not done:
+                batch, done = await loop.run_in_executor(None, gather_batch)
+                rest = [n for n in batch if n != self.template]
+                await asyncio.gather(*(drop(n) for n in rest))
+                if self.template in batch:
+                    await drop(self.template)
         finally:
             await pool.close()
 
