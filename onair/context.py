@@ -62,8 +62,9 @@ class OnAir:
 
     def __post_init__(self) -> None:
         s = self.settings
+        # One id for this node, on the bus and in the cluster alike (picked once when unset).
+        node_id = s.node_id or f"node-{secrets.token_hex(4)}"
         if s.redis_url:
-            node_id = s.node_id or f"node-{secrets.token_hex(4)}"
             self.bus = RedisBus.from_url(
                 s.redis_url, node_id=node_id, clock=self.clock, prefix=s.redis_prefix
             )
@@ -92,7 +93,7 @@ class OnAir:
             ),
         )
         if self.settings.redis_url:
-            self.cluster = ClusterNode(self.settings, self.stations, self.sessions)
+            self.cluster = ClusterNode(self.settings, self.stations, self.sessions, node_id)
         limiter = self._limiter
         self.limiters = Limiters(
             signup=limiter(s.signup_per_hour, 3600, "sign-ups"),

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -112,8 +111,10 @@ class ClusterNode:
         settings: Settings,
         stations: Stations,
         sessions: async_sessionmaker[AsyncSession],
+        node_id: str,
     ) -> None:
-        self.node_id = settings.node_id or f"node-{secrets.token_hex(4)}"
+        self.node_id = node_id
+        """The same id as the bus's (onair/context.py picks it once)."""
         self.url = (settings.node_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         self.keys = Keys(settings.redis_prefix)
         self.redis: Redis = Redis.from_url(settings.redis_url)
