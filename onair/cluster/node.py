@@ -200,6 +200,14 @@ class ClusterNode:
         if owner is not None and owner != self.node_id:
             await self._tell(owner, "sync_queue", show_id)
 
+    async def remove_user_elsewhere(
+        self, show_id: int, user_id: int, reason: str, *, hang_up: bool
+    ) -> None:
+        owner = await self.leases.owner(show_id)
+        if owner is not None and owner != self.node_id:
+            extra = {"user_id": user_id, "reason": reason, "hang_up": hang_up}
+            await self._tell(owner, "remove_user", show_id, **extra)
+
     async def stopped_here(self, show_id: int, *, ended: bool) -> None:
         self._renewed.pop(show_id, None)
         self._drain_marks.pop(show_id, None)
@@ -422,8 +430,8 @@ class ClusterNode:
 
     # --- commands between nodes --------------------------------------------------------
 
-    async def _tell(self, node_id: str, do: str, show_id: int) -> None:
-        message = json.dumps({"do": do, "show_id": show_id, "from": self.node_id})
+    async def _tell(self, node_id: str, do: str, show_id: int, **extra: Any) -> None:
+        message = json.dumps({**extra, "do": do, "show_id": show_id, "from": self.node_id})
         await self.redis.publish(self.keys.commands(node_id), message)
 
     async def _listen(self) -> None:
@@ -450,6 +458,9 @@ class ClusterNode:
         except (ValueError, KeyError, TypeError):
             log.warning("malformed cluster command node=%s: %r", self.node_id, raw)
             return
+        if do == "remove_user":
+            await self._remove_user(show_id, message)
+            return
         actions: dict[str, Callable[[int], Awaitable[None]]] = {
             "start": self._start_placed,
             "stop": self._stop_ended,
@@ -463,6 +474,18 @@ class ClusterNode:
             await action(show_id)
         except Exception:
             log.exception("cluster command failed node=%s do=%s show=%s", self.node_id, do, show_id)
+
+    async def _remove_user(self, show_id: int, message: dict[str, Any]) -> None:
+        try:
+            user_id, reason = int(message["user_id"]), str(message["reason"])
+            hang_up = bool(message.get("hang_up", False))
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed cluster command node=%s: %r", self.node_id, message)
+            return
+        try:
+            await self._stations.remove_user_here(show_id, user_id, reason, hang_up=hang_up)
+        except Exception:
+            log.exception("could not remove user=%s show=%s", user_id, show_id)
 
     async def _start_placed(self, show_id: int) -> None:
         if _text(await self.redis.get(self.keys.placed(show_id))) == self.node_id:

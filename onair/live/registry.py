@@ -19,6 +19,7 @@ from onair.media.feed import ProgramFeed
 from onair.media.webrtc import ShowMedia, WebRtcService
 from onair.rooms.hub import RoomHub
 from onair.shows.models import Show, ShowStatus
+from onair.stage.service import voice_id_of
 
 log = logging.getLogger("onair.live")
 
@@ -34,6 +35,11 @@ class Cluster(Protocol):
 
     async def queue_changed_elsewhere(self, show_id: int) -> None:
         """Tells the node that runs the show's studio to read its queue again."""
+
+    async def remove_user_elsewhere(
+        self, show_id: int, user_id: int, reason: str, *, hang_up: bool
+    ) -> None:
+        """Tells the node that runs the show's studio to take the user off its stage."""
 
     async def stopped_here(self, show_id: int, *, ended: bool) -> None:
         """This node no longer runs the show (its lease goes; an ended show's playhead too)."""
@@ -133,6 +139,25 @@ class Stations:
     def here(self) -> list[int]:
         """The shows whose studio runs on this node."""
         return list(self._live)
+
+    async def remove_user(
+        self, show_id: int, user_id: int, reason: str, *, hang_up: bool = False
+    ) -> None:
+        """Moderation took the user out of the show: off its stage and out of its call-in
+        queue, and with `hang_up` their voice line closed, on the node that runs its studio."""
+        if show_id not in self._live and self.cluster is not None:
+            await self.cluster.remove_user_elsewhere(show_id, user_id, reason, hang_up=hang_up)
+            return
+        await self.remove_user_here(show_id, user_id, reason, hang_up=hang_up)
+
+    async def remove_user_here(
+        self, show_id: int, user_id: int, reason: str, *, hang_up: bool = False
+    ) -> None:
+        station = self._live.get(show_id)
+        if station is not None:
+            await station.stage.remove_user(user_id, reason)
+        if hang_up:
+            await self.webrtc.end_voice(show_id, voice_id_of(user_id))
 
     async def queue_changed(self, show_id: int) -> None:
         station = self._live.get(show_id)

@@ -36,7 +36,6 @@ from onair.rooms.models import ChatMessage
 from onair.settings import Settings
 from onair.shows import service as shows
 from onair.shows.models import Show, ShowStatus
-from onair.stage.service import voice_id_of
 
 MAX_RULES = 20_000
 MAX_REASON = 1000
@@ -515,10 +514,8 @@ async def _bar(
     for show in live:
         if show.host_id == account.id:
             continue
-        station = ctx.stations.get(show.id)
-        if station is not None:  # off the air and out of every call-in queue
-            await station.stage.remove_user(account.id, why)
-        await ctx.stations.webrtc.end_voice(show.id, voice_id_of(account.id))
+        # Off the air and out of every call-in queue, wherever the show's studio runs.
+        await ctx.stations.remove_user(show.id, account.id, why, hang_up=True)
 
 
 async def unsuspend(ctx: OnAir, db: AsyncSession, actor: User, account: User, reason: str) -> User:

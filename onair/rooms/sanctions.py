@@ -143,9 +143,7 @@ async def _enforce(
         shows = list(await db.scalars(stmt))
     for show_id in shows:
         ctx.rooms.publish(show_id, "chat.sanction", notice, to_user=target.id)
-        station = ctx.stations.get(show_id)
-        if station is not None:
-            await station.stage.remove_user(target.id, "removed")
+        await ctx.stations.remove_user(show_id, target.id, "removed")  # wherever it runs
     reason = "banned from this host's shows" if sanction.kind is SanctionKind.banned else "removed"
     ctx.rooms.disconnect_user(target.id, reason, show_ids=shows)
 
