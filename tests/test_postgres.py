@@ -54,3 +54,35 @@ async def test_sign_up_create_show_and_queue_on_postgres(pg_client: httpx.AsyncC
     assert (await pg_client.post(f"/api/v1/shows/{show['id']}/live")).json()["status"] == "live"
     live = (await pg_client.get("/api/v1/shows", params={"status": "live"})).json()
     assert [s["title"] for s in live] == ["PG"]
+
+
+async def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
+    """Several `onair serve` nodes starting at once each upgrade the shared database: one
+    migrates, the others wait for it and find the schema at head."""
+    import asyncio
+    import sys
+
+    import asyncpg
+
+    # Processes, as nodes are (Alembic's context is one per process, not per thread).
+    script = "import sys; from onair.db.migrate import upgrade; upgrade(sys.argv[1])"
+    nodes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, postgres_url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    for node in nodes:
+        _, err = await asyncio.wait_for(node.communicate(), 120)
+        assert node.returncode == 0, err.decode()
+    conn = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    try:
+        versions = [r[0] for r in await conn.fetch("SELECT version_num FROM alembic_version")]
+    finally:
+        await conn.close()
+    from alembic.script import ScriptDirectory
+
+    from onair.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(postgres_url)).get_current_head()
+    assert versions == [head]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from onair.db.base import make_engine
@@ -21,7 +22,14 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Nodes sharing one database may all start at once: the first to take the lock
+            # migrates, the others wait for its transaction and find the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         context.run_migrations()
+
+
+_LOCK_KEY = 0x6F6E616972  # "onair"
 
 
 async def _run_async() -> None:
