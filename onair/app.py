@@ -119,7 +119,11 @@ def create_app(
         async with onair.sessions() as db:
             return await check_key(db, show_id, key)
 
-    ingest = SourceIngest(onair.stations.get, source_key_matches)
+    ingest = SourceIngest(  # with several nodes, a source for another node's show goes there
+        onair.stations.get,
+        source_key_matches,
+        route=onair.cluster.source_address if onair.cluster is not None else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

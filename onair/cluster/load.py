@@ -24,6 +24,9 @@ class NodeLoad:
     """The node process's CPU time per second of wall time since the last heartbeat (1.0 is
     one core busy)."""
     draining: bool = False
+    source: str = ""
+    """Where DJ software's source connections to this node's shows are forwarded (host:port
+    of its source ingest; empty when it runs none)."""
 
     @property
     def score(self) -> float:
@@ -44,6 +47,7 @@ class NodeLoad:
                 listeners=int(data["listeners"]),
                 cpu=float(data["cpu"]),
                 draining=bool(data.get("draining", False)),
+                source=str(data.get("source", "")),
             )
         except (ValueError, KeyError, TypeError):
             return None

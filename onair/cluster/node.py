@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from redis.asyncio import Redis
@@ -116,6 +117,9 @@ class ClusterNode:
         self.node_id = node_id
         """The same id as the bus's (onair/context.py picks it once)."""
         self.url = (settings.node_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        source_host = urlsplit(self.url).hostname or settings.host
+        self.source = f"{source_host}:{settings.source_port}" if settings.source_port else ""
+        """Where other nodes forward sources for the shows here (the host of ONAIR_NODE_URL)."""
         self.keys = Keys(settings.redis_prefix)
         self.redis: Redis = Redis.from_url(settings.redis_url)
         self.leases = Leases(self.redis, settings.redis_prefix, self.node_id)
@@ -253,6 +257,19 @@ class ClusterNode:
             raise OwnerUnreachable(f"node {owner} of show {show_id} is gone")
         return load.url
 
+    async def source_address(self, show_id: int) -> tuple[str, int] | None:
+        """Where a DJ's source connection for the show goes when another node runs its studio
+        (that node's source ingest); None when this node should answer it."""
+        owner = await self.leases.owner(show_id)
+        if owner is None or owner == self.node_id:
+            return None
+        raw = await self.redis.get(self.keys.node(owner))
+        load = NodeLoad.from_json(raw) if raw is not None else None
+        if load is None or not load.source:
+            return None
+        host, _, port = load.source.rpartition(":")
+        return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+
     async def started(self, show_id: int, wait_s: float) -> None:
         """Returns once the show's studio is no longer starting here (or after `wait_s`)."""
         deadline = time.monotonic() + wait_s
@@ -323,6 +340,7 @@ class ClusterNode:
             listeners=sum(s.listeners() for s in stations),
             cpu=self._cpu.read(),
             draining=self.draining,
+            source=self.source,
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.node(self.node_id), load.to_json(), px=HEARTBEAT_MS)

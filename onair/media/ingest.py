@@ -9,9 +9,14 @@ and runs until the socket closes, which no ASGI server carries. It answers
 - ``GET /admin/metadata?mode=updinfo&mount=/{show_id}&song=...`` (same auth): the title;
 - ``GET /admin/!POKE``: libshout's probe of what the server speaks.
 
-A wrong or missing key is 401 whether or not the show exists; a show that is not live on this
-node is 403; a show already fed by a source is 409 (Icecast's busy mount). A source that sends
-nothing for ``stall_s`` is hung up on; the deck has by then segued into the queue.
+With several nodes, a source (or a title update) for a show whose studio runs on another node
+is checked here, then forwarded to that node's source ingest: the request head as it came,
+then the bytes both ways until either side hangs up (`route` says where).
+
+A wrong or missing key is 401 whether or not the show exists; a show that is not live (on no
+node) is 403; a show whose node cannot be reached is 503; a show already fed by a source is
+409 (Icecast's busy mount). A source that sends nothing for ``stall_s`` is hung up on; the
+deck has by then segued into the queue.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class SourceTarget(Protocol):
 
 TargetLookup = Callable[[int], SourceTarget | None]
 KeyCheck = Callable[[int, str], Awaitable[bool]]
+SourceRoute = Callable[[int], Awaitable[tuple[str, int] | None]]
+"""The (host, port) of the source ingest of the node that runs a show's studio, when it is
+another node."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +76,16 @@ class SourceIngest:
     """The connections of one ingest server; `serve_ingest` runs it."""
 
     def __init__(
-        self, lookup: TargetLookup, check_key: KeyCheck, settings: IngestSettings | None = None
+        self,
+        lookup: TargetLookup,
+        check_key: KeyCheck,
+        settings: IngestSettings | None = None,
+        *,
+        route: SourceRoute | None = None,
     ) -> None:
         self._lookup = lookup
         self._check_key = check_key
+        self._route = route
         self.settings = settings or IngestSettings()
         self._sources: dict[int, LiveSource] = {}
         self._connections = 0
@@ -112,13 +126,19 @@ class SourceIngest:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await self._read_head(reader)
-        if request is None:
+        head = await self._read_head(reader)
+        if head is None:
             return
+        request = parse_head(head[:-4])
         if request.method == "GET" and request.path == "/admin/!POKE":
             writer.write(response(200, "OnAir source ingest", headers=_ALLOW))
             return
         if request.method == "GET" and request.path == "/admin/metadata":
+            show_id = parse_mount(request.query.get("mount", ""))
+            if show_id is not None and self.source(show_id) is None:
+                await self._authorize(request, show_id)
+                if await self._relay(head, show_id, reader, writer):
+                    return
             writer.write(await self._metadata(request))
             return
         if request.method == "GET":
@@ -129,9 +149,51 @@ class SourceIngest:
         if show_id is None:
             raise ProtocolError(404, "mount must be /{show id}, e.g. /7 or /7.mp3")
         await self._authorize(request, show_id)
+        if self._lookup(show_id) is None and await self._relay(head, show_id, reader, writer):
+            return
         await self._stream(request, show_id, reader, writer)
 
-    async def _read_head(self, reader: asyncio.StreamReader) -> SourceRequest | None:
+    async def _relay(
+        self,
+        head: bytes,
+        show_id: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Forwards the connection to the node that runs the show's studio; False when no
+        other node does (this node answers)."""
+        address = await self._route(show_id) if self._route is not None else None
+        if address is None:
+            return False
+        host, port = address
+        try:
+            async with asyncio.timeout(self.settings.head_timeout_s):
+                up_reader, up_writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError):
+            log.warning("source for show=%s: its node %s:%s cannot be reached", show_id, host, port)
+            raise ProtocolError(
+                503, "the show's studio node cannot be reached; try again"
+            ) from None
+        self._writers.add(up_writer)
+        log.info("source forwarded show=%s to=%s:%s", show_id, host, port)
+        try:
+            up_writer.write(head)
+            copies = {
+                asyncio.ensure_future(_copy(reader, up_writer)),
+                asyncio.ensure_future(_copy(up_reader, writer)),
+            }
+            _, pending = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:  # either side hung up: so does the other
+                task.cancel()
+            for task in copies:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        finally:
+            self._writers.discard(up_writer)
+            up_writer.transport.abort()
+        return True
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> bytes | None:
         try:
             async with asyncio.timeout(self.settings.head_timeout_s):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -143,7 +205,7 @@ class SourceIngest:
             if exc.partial.strip():
                 raise ProtocolError(400, "incomplete request head") from None
             return None
-        return parse_head(head[:-4])
+        return head
 
     async def _authorize(self, request: SourceRequest, show_id: int) -> None:
         credentials = request.credentials()
@@ -247,6 +309,14 @@ class SourceIngest:
                 return source.end_reason or "too far ahead of real time"
             if (chunked is not None and chunked.done) or left == 0:
                 return "ended"
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Moves bytes as they come until the reader ends (or the writer's peer is gone)."""
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(_READ):
+            writer.write(data)
+            await writer.drain()
 
 
 def _error_headers(status: int) -> dict[str, str]:

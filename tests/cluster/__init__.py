@@ -73,6 +73,8 @@ class Node:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    source_port: int = 0
+    """Its source ingest's port (0: none, unless the world runs sources)."""
 
     @property
     def url(self) -> str:
@@ -92,8 +94,10 @@ class World:
     redis: redis.Redis
     prefix: str = field(default_factory=lambda: f"onair-test-{secrets.token_hex(4)}:")
     nodes: dict[str, Node] = field(default_factory=dict)
+    sources: bool = False
+    """Each node runs a source ingest (ONAIR_SOURCE_PORT) on a port of its own."""
 
-    def env(self, node_id: str, port: int) -> dict[str, str]:
+    def env(self, node_id: str, port: int, source_port: int = 0) -> dict[str, str]:
         return {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -104,7 +108,7 @@ class World:
             "ONAIR_NODE_ID": node_id,
             "ONAIR_NODE_URL": f"http://127.0.0.1:{port}",
             "ONAIR_RECORDINGS_DIR": str(self.root / "recordings"),
-            "ONAIR_SOURCE_PORT": "0",
+            "ONAIR_SOURCE_PORT": str(source_port),
             "ONAIR_RECORDING_SEGMENT_S": "2",
             "ONAIR_SIGNUP_PER_HOUR": "1000",
             "ONAIR_LOGIN_PER_MINUTE": "1000",
@@ -113,16 +117,17 @@ class World:
     def start(self, *node_ids: str) -> None:
         for node_id in node_ids:
             port = free_port()
+            source_port = free_port() if self.sources else 0
             log = self.root / f"{node_id}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "tests.cluster.node", str(port)],
-                    env=self.env(node_id, port),
+                    env=self.env(node_id, port, source_port),
                     cwd=ROOT,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            self.nodes[node_id] = Node(node_id, port, process, log)
+            self.nodes[node_id] = Node(node_id, port, process, log, source_port)
         deadline = time.monotonic() + 60
         for node in self.nodes.values():
             while not self._up(node):
