@@ -239,12 +239,12 @@ class RedisBus:
 
     async def follow(self, room: Room) -> None:
         self._ensure_started()
+        loading = self._loading.get(room.show_id)
+        if loading is not None:  # another join is loading the room (not yet followed): wait
+            await asyncio.shield(loading)
         followed = self._followed.get(room.show_id)
         if followed is not None:
             followed.idle_since = None
-            loading = self._loading.get(room.show_id)
-            if loading is not None:
-                await asyncio.shield(loading)
             return
         followed = _Followed(room)
         loading = asyncio.get_running_loop().create_future()

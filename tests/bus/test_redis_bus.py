@@ -69,6 +69,19 @@ async def test_an_event_published_on_one_node_reaches_the_clients_of_every_node(
         assert (event.type, event.seq, event.data) == ("chat.message", 1, {"text": "hello"})
 
 
+async def test_clients_joining_a_room_at_once_all_join_it(make_node: MakeNode) -> None:
+    # The second join came while the first was still loading the room: it used to start a
+    # load of its own and fail with a KeyError (the first had removed its marker).
+    (_, a), (_, b) = make_node("a"), make_node("b")
+    await asyncio.gather(*(a.open(9) for _ in range(5)))
+    clients = [a.join(9) for _ in range(5)]
+    await b.open(9)
+    b.publish(9, "chat.message", {"text": "all of you"})
+    for client in clients:
+        (event,) = await take(client, 1)
+        assert event.data == {"text": "all of you"}
+
+
 async def test_events_from_several_nodes_arrive_in_one_order_everywhere(
     make_node: MakeNode,
 ) -> None:
