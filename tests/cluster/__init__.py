@@ -4,7 +4,6 @@ PostgreSQL database and one Redis, with a catalog of tones and a chirp."""
 from __future__ import annotations
 
 import contextlib
-import fractions
 import os
 import secrets
 import signal
@@ -16,13 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 import redis
 
 from tests.conftest import _service_missing
-from tests.live import RATE, seed_songs, write_song
+from tests.live import RATE, seed_songs, write_flac, write_song
 
 ROOT = Path(__file__).resolve().parents[2]
 CHIRP_START_HZ = 300.0
@@ -32,18 +30,7 @@ CHIRP_HZ_PER_S = 10.0
 
 def write_chirp(path: Path, seconds: float, level: float = 0.3) -> None:
     t = np.arange(int(seconds * RATE)) / RATE
-    mono = level * np.sin(2 * np.pi * (CHIRP_START_HZ * t + CHIRP_HZ_PER_S * t * t / 2))
-    pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
-    with av.open(str(path), "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=RATE, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
-        frame.sample_rate = RATE
-        frame.pts = 0
-        frame.time_base = fractions.Fraction(1, RATE)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    write_flac(path, level * np.sin(2 * np.pi * (CHIRP_START_HZ * t + CHIRP_HZ_PER_S * t * t / 2)))
 
 
 def chirp_position(frequency: float) -> float:

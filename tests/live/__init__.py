@@ -31,7 +31,11 @@ Mono = npt.NDArray[np.float64]
 
 def write_song(path: Path, freq: float, seconds: float, level: float) -> None:
     t = np.arange(int(seconds * RATE)) / RATE
-    mono = level * np.sin(2 * np.pi * freq * t)
+    write_flac(path, level * np.sin(2 * np.pi * freq * t))
+
+
+def write_flac(path: Path, mono: Mono) -> None:
+    """`mono` (-1..1 at RATE) as a stereo FLAC file."""
     pcm = (np.vstack([mono, mono]) * 32767).astype(np.int16).T.reshape(1, -1)
     with av.open(str(path), "w", format="flac") as out:
         stream = out.add_stream("flac", rate=RATE, layout="stereo")
