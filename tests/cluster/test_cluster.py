@@ -21,7 +21,7 @@ from onair.replays.recorder import read_recording
 from tests.cluster import ROOT, World, chirp_position, host, new_show, tone_songs, world
 from tests.media import decode, dominant_frequency
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.media]
 
 RATE = 48_000
 SEGMENT_S = 2.0

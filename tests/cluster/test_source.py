@@ -16,7 +16,7 @@ from tests.cluster import host, new_show, tone_songs, world
 from tests.cluster.test_cluster import RATE, listen
 from tests.media import decode, dominant_frequency
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.media]
 
 TONE_HZ = 550.0
 """The DJ's tone: none of the catalog's songs (440, 660 Hz, the chirp) holds it."""
