@@ -153,7 +153,8 @@ def test_api(case: schemathesis.Case, api: FastAPI, template: Template) -> None:
     if case.path == "/oembed" and (case.query or {}).get("format") == "xml":
         # oEmbed's own answer for a format it does not offer is 501 (spec 2.3.4).
         checks = [schemathesis.checks.response_schema_conformance]
-    case.call_and_validate(app=api, cookies=template.cookies, checks=checks)
+    # A generous timeout: in CI this runs under nice beside the real-time tests (scripts/test).
+    case.call_and_validate(app=api, cookies=template.cookies, checks=checks, timeout=60)
 
 
 # The SDP routes answer 409 until the show is live; live, random offers reach the parser.

@@ -17,6 +17,9 @@ from onair.shows.models import QueueItem, QueueState
 
 END_SLACK_S = 1.0
 """A song saved this close to its end is over by the time a new studio would resume it."""
+FRESH_S = 5.0
+"""A playhead saved longer ago than this is no longer what another node can report as on air
+(its studio's node stopped saving: it is gone, or the show moved)."""
 REWIND_S = 1.0
 """Listeners hear the program about a second behind the studio (the streams' burst on connect
 and the encoders): a song resumed this much before the saved position repeats at most that,
@@ -35,6 +38,23 @@ async def save(db: AsyncSession, show_id: int, node_id: str, playhead: Playhead)
     row.node_id = node_id
     row.saved_at = datetime.now(UTC)
     await db.commit()
+
+
+@dataclasses.dataclass(frozen=True)
+class OnAir:
+    """What a show's studio on another node had on air when it last saved its playhead."""
+
+    track_id: int | None
+    queue_item_id: int | None
+
+
+async def on_air(db: AsyncSession, show_id: int) -> OnAir | None:
+    """The song on air in the show's studio on whichever node runs it, as its fresh playhead
+    says (track None: nothing); None when no studio saved one in the last FRESH_S."""
+    row = await db.get(ShowPlayhead, show_id, populate_existing=True)
+    if row is None or (datetime.now(UTC) - row.saved_at).total_seconds() > FRESH_S:
+        return None
+    return OnAir(track_id=row.track_id, queue_item_id=row.queue_item_id)
 
 
 async def resume_point(db: AsyncSession, show_id: int) -> Resume | None:

@@ -15,6 +15,7 @@ from onair.accounts.deps import CurrentUser, MaybeUser
 from onair.accounts.router import PublicUser
 from onair.catalog.models import Track
 from onair.catalog.schemas import TrackOut
+from onair.cluster import playhead
 from onair.context import Ctx, Db, OnAir
 from onair.errors import ApiError, not_found
 from onair.licensing.router import ProblemOut
@@ -89,14 +90,22 @@ class NowPlayingOut(BaseModel):
 
 
 async def now_playing(ctx: OnAir, db: AsyncSession, show: Show) -> NowPlayingOut | None:
+    """The song on air: from the studio when it runs here, else from the playhead its node
+    saves (an auto-DJ pick is in no queue), else the queue item marked playing."""
     station = ctx.stations.get(show.id)
-    if station is None:
+    if station is not None:
+        deck = station.studio.deck.now_playing
+        on_air = playhead.OnAir(deck.track_id, deck.queue_item_id) if deck else None
+    elif show.status is ShowStatus.live:
+        on_air = await playhead.on_air(db, show.id)
+    else:
+        on_air = None
+    if on_air is None and station is None:
         item = await service.now_playing(db, show)
         if item is None:
             return None
         return NowPlayingOut(track=TrackOut.of(item.track), queue_item_id=item.id, auto_dj=False)
-    on_air = station.studio.deck.now_playing
-    track = await db.get(Track, on_air.track_id) if on_air else None
+    track = await db.get(Track, on_air.track_id) if on_air and on_air.track_id else None
     if on_air is None or track is None:
         return None
     return NowPlayingOut(

@@ -82,9 +82,12 @@ def test_a_show_lands_on_the_least_loaded_node_and_plays_through_any(
         cluster = stack.enter_context(world(tmp_path, postgres_url, tone_songs(tmp_path)))
         cluster.start("a", "b", "c")
         owners: list[str] = []
+        shows: list[int] = []
         for title in ("One", "Two", "Three"):  # each by a host of its own, all through B
             b = stack.enter_context(host(cluster.nodes["b"].url, f"host_{title.lower()}"))
-            show_id = new_show(b, title, "concert")
+            # The first has an empty queue: the auto-DJ plays it a song of its genre.
+            show_id = new_show(b, title, *(["concert"] if title != "One" else []))
+            shows.append(show_id)
             r = b.post(f"/api/v1/shows/{show_id}/live")
             assert r.status_code == 200, r.text
             owners.append(cluster.wait_owner(show_id))
@@ -111,6 +114,19 @@ def test_a_show_lands_on_the_least_loaded_node_and_plays_through_any(
         r = b.get(f"/api/v1/shows/{show_id}/studio")
         assert r.status_code == 200, r.text
         assert r.json()["now_playing"]["title"] == "Concert A"
+
+        # What is on air, as every node tells it: the auto-DJ's pick is in no queue.
+        def on_air(node: str, show: int) -> dict[str, object]:
+            r = httpx.get(f"{cluster.nodes[node].url}/api/v1/shows/{show}", timeout=15)
+            assert r.status_code == 200, r.text
+            return dict(r.json()["now_playing"] or {})
+
+        picked = on_air(owners[0], shows[0])
+        assert picked["auto_dj"] is True, picked
+        assert picked["track"]["title"] in {"Concert A", "High E", "Chirp"}  # type: ignore[index]
+        for node in cluster.nodes:
+            assert on_air(node, shows[0]) == picked, node
+            assert on_air(node, show_id)["track"]["title"] == "Concert A"  # type: ignore[index]
 
         # Ending the show through another node stops its studio where it runs.
         assert b.post(f"/api/v1/shows/{show_id}/end").status_code == 200
