@@ -96,15 +96,15 @@ async def now_playing(ctx: OnAir, db: AsyncSession, show: Show) -> NowPlayingOut
     if station is not None:
         deck = station.studio.deck.now_playing
         on_air = playhead.OnAir(deck.track_id, deck.queue_item_id) if deck else None
-    elif show.status is ShowStatus.live:
-        on_air = await playhead.on_air(db, show.id)
     else:
-        on_air = None
-    if on_air is None and station is None:
-        item = await service.now_playing(db, show)
-        if item is None:
-            return None
-        return NowPlayingOut(track=TrackOut.of(item.track), queue_item_id=item.id, auto_dj=False)
+        on_air = await playhead.on_air(db, show.id) if show.status is ShowStatus.live else None
+        if on_air is None:
+            item = await service.now_playing(db, show)
+            if item is None:
+                return None
+            return NowPlayingOut(
+                track=TrackOut.of(item.track), queue_item_id=item.id, auto_dj=False
+            )
     track = await db.get(Track, on_air.track_id) if on_air and on_air.track_id else None
     if on_air is None or track is None:
         return None
