@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from onair.cluster.router import router as cluster_router
 from onair.context import OnAir
 from onair.csrf import CrossSiteGuard
 from onair.db.base import make_engine, make_sessionmaker
+from onair.db.migrate import script_heads
 from onair.errors import error_body, install_error_handlers
 from onair.integrations.routes import mount_integrations
 from onair.licensing.geoblock import TerritoryGuard
@@ -133,6 +135,7 @@ def create_app(
             await onair.cluster.start()
         await onair.stations.resume()
         await replays.resume()
+        await asyncio.to_thread(script_heads)  # read now, not by /readyz's first probe
         ingest_server = None
         if source_ingest and settings.source_port:
             try:

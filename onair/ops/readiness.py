@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from onair.db.migrate import alembic_config
+from onair.db.migrate import script_heads
 
 if TYPE_CHECKING:
     from onair.cluster.node import ClusterNode
@@ -108,19 +107,14 @@ def database_check(engine: AsyncEngine) -> Check:
     return check
 
 
-def migrations_check(engine: AsyncEngine, url: str) -> Check:
+def migrations_check(engine: AsyncEngine) -> Check:
     """The schema is at the migrations' head (`onair db upgrade` has run for this release)."""
-    heads: set[str] = set()
 
     def current(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
-    def head() -> list[str]:
-        return ScriptDirectory.from_config(alembic_config(url)).get_heads()
-
     async def check() -> str | None:
-        if not heads:  # the scripts do not change while the process runs: read them once
-            heads.update(await asyncio.to_thread(head))
+        heads = await asyncio.to_thread(script_heads)
         async with engine.connect() as connection:
             at = await connection.run_sync(current)
         if at == heads:

@@ -50,7 +50,7 @@ class Ops:
         settings = self.onair.settings
         engine = self.onair.engine
         self.readiness.add("database", database_check(engine))
-        self.readiness.add("migrations", migrations_check(engine, settings.resolved_database_url))
+        self.readiness.add("migrations", migrations_check(engine))
         if settings.redis_url:
             self.readiness.add("redis", redis_check(settings.redis_url))
         if self.onair.cluster is not None:
