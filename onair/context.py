@@ -92,6 +92,7 @@ class OnAir:
                 restream=restream_settings(self.settings),
             ),
         )
+        self.rooms.keep = lambda show_id: self.stations.get(show_id) is not None
         if self.settings.redis_url:
             self.cluster = ClusterNode(self.settings, self.stations, self.sessions, node_id)
         limiter = self._limiter

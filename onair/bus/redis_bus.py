@@ -531,7 +531,7 @@ class RedisBus:
                 failures += 1
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     def _dispatch(self, raw: bytes) -> None:
         try:

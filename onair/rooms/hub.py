@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -28,6 +28,11 @@ HISTORY = 1000
 CLIENT_QUEUE = 256
 MAX_BUFFERED = 512 * 1024
 """Bytes a connection written straight to may have unsent before it counts as too slow."""
+
+ROOM_IDLE_S = 900.0
+"""A room nobody has been connected to for this long is forgotten (its history and counters),
+unless its show's studio runs here; longer than the longest slow mode, which it also keeps."""
+SWEEP_EVERY_S = 60.0
 
 CLOSE_TOO_SLOW = 4408
 CLOSE_REMOVED = 4403
@@ -143,6 +148,10 @@ class RoomRelay(Protocol):
 
     def broadcast(self, op: str, body: dict[str, Any]) -> None: ...
 
+    def following(self) -> list[int]:
+        """The rooms whose events this node receives."""
+        ...
+
 
 @dataclass
 class Room:
@@ -169,6 +178,8 @@ class Room:
     """...of which public chat events (`chat.*`)."""
     relay: RoomRelay | None = None
     """The bus across nodes; None: this node alone numbers and fans out the room's events."""
+    touched: float = 0.0
+    """Monotonic time a client last joined or left (or the room was made)."""
 
     def publish(
         self,
@@ -212,8 +223,11 @@ class Room:
             self.chat_deliveries += delivered
 
     def since(self, seq: int, client: RoomClient) -> list[RoomEvent] | None:
-        """What `client` may see after `seq`, or None when it is no longer all in the history."""
-        if seq >= self.seq:
+        """What `client` may see after `seq`, or None when it is no longer all in the history
+        (or `seq` is from before the room was last made: this node restarted, or forgot it)."""
+        if seq > self.seq:
+            return None
+        if seq == self.seq:
             return []
         if not self.history or self.history[0].seq > seq + 1:
             return None
@@ -235,11 +249,16 @@ class RoomHub:
         self._ids: Iterator[int] = itertools.count(1)
         self.reactions = ReactionBursts()
         self.relay = relay
+        self.keep: Callable[[int], bool] = lambda show_id: False
+        """Whether a room must be kept though nobody is connected (its studio runs here and
+        reads its counters); set by the app."""
+        self._swept = clock.monotonic()
 
     def room(self, show_id: int) -> Room:
         room = self._rooms.get(show_id)
         if room is None:
-            room = self._rooms[show_id] = Room(show_id, self._clock, relay=self.relay)
+            room = Room(show_id, self._clock, relay=self.relay, touched=self._clock.monotonic())
+            self._rooms[show_id] = room
         return room
 
     async def open(self, show_id: int) -> Room:
@@ -275,13 +294,41 @@ class RoomHub:
         maxsize: int = CLIENT_QUEUE,
     ) -> RoomClient:
         client = RoomClient(next(self._ids), user_id, crew, maxsize)
-        self.room(show_id).clients[client.id] = client
+        room = self.room(show_id)
+        room.clients[client.id] = client
+        room.touched = self._clock.monotonic()
         return client
 
     def leave(self, show_id: int, client: RoomClient) -> None:
         room = self._rooms.get(show_id)
         if room is not None:
             room.clients.pop(client.id, None)
+            room.touched = self._clock.monotonic()
+        self.forget_idle()
+
+    def forget_idle(self, *, force: bool = False) -> int:
+        """Forgets the rooms nobody has joined or left for ROOM_IDLE_S, but those `keep` holds
+        and those the bus still follows (it delivers to the room it loaded). Runs at most once a
+        minute unless `force`d; returns how many rooms went. A client that comes back later
+        with `since` gets a reset and the chat from the database."""
+        now = self._clock.monotonic()
+        if not force and now - self._swept < SWEEP_EVERY_S:
+            return 0
+        self._swept = now
+        followed = set(self.relay.following()) if self.relay is not None else set()
+        idle = [
+            show_id
+            for show_id, room in self._rooms.items()
+            if not room.clients
+            and now - room.touched > ROOM_IDLE_S
+            and show_id not in followed
+            and not self.keep(show_id)
+        ]
+        for show_id in idle:
+            del self._rooms[show_id]
+        if idle:
+            log.debug("forgot %d idle rooms", len(idle))
+        return len(idle)
 
     def listeners(self, show_id: int) -> int:
         """Connections to the room on this node."""

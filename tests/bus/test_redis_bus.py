@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from onair.bus.redis_bus import RedisBus
+from onair.bus.redis_bus import UNFOLLOW_AFTER_S, RedisBus
 from onair.clock import FakeClock, SystemClock
 from onair.errors import ApiError
 from onair.ratelimit import RedisRateLimiter
-from onair.rooms.hub import RoomClient, RoomEvent, RoomHub
+from onair.rooms.hub import ROOM_IDLE_S, RoomClient, RoomEvent, RoomHub
 from onair.shows.follows.notifications import NotificationHub
 from tests.bus.conftest import SHARED_REDIS, OwnRedis
 
@@ -284,3 +284,32 @@ async def test_a_redis_emptied_unnoticed_still_goes_on_from_the_numbers_a_node_k
     a.publish(6, "note", {"i": "after"})
     (event,) = await take(on_b, 1)
     assert (event.seq, event.data) == (4, {"i": "after"})
+
+
+async def test_a_room_is_forgotten_once_the_bus_stops_following_it_and_comes_back_whole(
+    make_node: MakeNode,
+) -> None:
+    clock = FakeClock()
+    (bus, a), (_, b) = make_node("a", clock=clock), make_node("b")
+    await a.open(5)
+    client = a.join(5)
+    a.leave(5, client)
+    clock.advance(ROOM_IDLE_S + 1)
+    # Nobody is here, but the bus still delivers to this room: it must stay.
+    assert 5 in bus.following() and a.forget_idle(force=True) == 0
+
+    async def unfollowed() -> bool:
+        clock.advance(UNFOLLOW_AFTER_S + 1)
+        a.publish(5, "test.note", {"text": "wakes the reader"})
+        return 5 not in bus.following()
+
+    await eventually(unfollowed)
+    assert a.forget_idle(force=True) == 1 and a.rooms() == []
+    await a.open(5)  # a listener comes back: the room is loaded from the bus again
+    back = a.join(5)
+    b.publish(5, "chat.message", {"text": "welcome back"})
+    got: list[RoomEvent] = []
+    async with asyncio.timeout(5):
+        while not got or got[-1].type != "chat.message":
+            got += await back.next_batch()  # the last wake-up note may come first
+    assert got[-1].data == {"text": "welcome back"} and got[-1].seq == a.room(5).seq

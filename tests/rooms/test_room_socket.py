@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from onair.app import create_app
 from onair.clock import FakeClock
 from onair.db.migrate import upgrade
-from onair.rooms.hub import RoomHub
+from onair.rooms.hub import ROOM_IDLE_S, SWEEP_EVERY_S, RoomHub
 from onair.settings import Settings
 from tests.server import RunningServer, serve
 
@@ -93,6 +93,34 @@ def test_too_old_a_since_gets_a_reset(server: RunningServer, show_id: int) -> No
     with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws?since=5") as ws:
         _frame(ws)
         assert _frame(ws) == [{"type": "room.reset", "seq": 1100}]
+
+
+def test_a_since_from_before_a_restart_gets_a_reset(server: RunningServer, show_id: int) -> None:
+    """The page still holds numbers from before the node restarted (or forgot the room): it
+    must start again from the room's state, not skip events until the numbers catch up."""
+    _publish(server, show_id, ["a", "b"])
+    with connect(f"{server.ws_url}/api/v1/rooms/{show_id}/ws?since=500") as ws:
+        _frame(ws)
+        assert _frame(ws) == [{"type": "room.reset", "seq": 2}]
+
+
+async def test_a_room_nobody_joins_is_forgotten_unless_its_studio_runs_here() -> None:
+    clock = FakeClock()
+    hub = RoomHub(clock)
+    hub.keep = lambda show_id: show_id == 2  # show 2's studio runs on this node
+    for show_id in (1, 2, 3):
+        client = hub.join(show_id)
+        hub.publish(show_id, "test.note", {"text": "hello"})
+        hub.leave(show_id, client)
+    stays = hub.join(3)  # someone is still in show 3's room
+    clock.advance(ROOM_IDLE_S - 1)
+    assert hub.forget_idle(force=True) == 0
+    clock.advance(SWEEP_EVERY_S)
+    hub.leave(4, stays)  # a leave elsewhere sweeps, once a minute at most
+    assert sorted(r.show_id for r in hub.rooms()) == [2, 3]
+    assert hub.room(3).seq == 1 and hub.room(2).seq == 1
+    assert hub.room(1).seq == 0  # made anew: a client's since=1 now gets a reset
+    assert hub.room(1).since(1, stays) is None
 
 
 def test_unknown_show_is_refused(server: RunningServer) -> None:
