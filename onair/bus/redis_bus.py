@@ -459,8 +459,9 @@ class RedisBus:
 
     def _forget_idle(self) -> None:
         now = self._clock.monotonic()
+        keep = self._hub.keep if self._hub is not None else (lambda show_id: False)
         for show_id, followed in list(self._followed.items()):
-            if followed.room.clients:
+            if followed.room.clients or keep(show_id):  # keep: the studio counts its reactions
                 followed.idle_since = None
             elif followed.idle_since is None:
                 followed.idle_since = now

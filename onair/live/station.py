@@ -214,6 +214,8 @@ class LiveShow:
             max_on_air=self.options.max_on_air,
         )
         await self.stage.load()
+        # Followed on the bus from the start: the analytics count every node's reactions.
+        await self.rooms.open(self.show_id)
         await self.sync_queue()
         self.studio.deck.play()
         self._tasks = [

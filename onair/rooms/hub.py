@@ -167,7 +167,8 @@ class Room:
     reactions: dict[str, int] = field(default_factory=dict)
     """Reactions since the last burst was published."""
     reactions_total: int = 0
-    """Every reaction since the room opened (the host's analytics count them)."""
+    """Every reaction in the bursts delivered since the room opened, whichever node's clients
+    made them (the host's analytics count them)."""
     chat_version: int = 0
     """Counts the public chat events, so a welcome's copy of the chat knows when it is stale."""
     chat_cache: tuple[int, dict[str, Any]] | None = None
@@ -207,6 +208,8 @@ class Room:
         if chat:
             self.chat_version += 1
         self.history.append(event)
+        if event.type == "reactions":
+            self.reactions_total += sum(event.data.get("counts", {}).values())
         if sticky:
             self.state[event.type] = event.as_json()
         delivered = 0

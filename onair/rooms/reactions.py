@@ -1,4 +1,7 @@
-"""Reactions: a tap sends one; the room sees them in bursts, counted per emoji each second."""
+"""Reactions: a tap sends one; the room sees them in bursts, counted per emoji each second.
+
+Each node publishes the bursts of its own clients' taps; a room counts every burst delivered
+to it (`Room.reactions_total`), so the studio's node counts the taps made on every node."""
 
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ class ReactionBursts:
 
     def add(self, room: Room, emoji: str) -> None:
         room.reactions[emoji] = room.reactions.get(emoji, 0) + 1
-        room.reactions_total += 1
         if room.show_id not in self._pending:
             loop = asyncio.get_running_loop()
             self._pending[room.show_id] = loop.call_later(BURST_S, self.flush, room)

@@ -313,3 +313,24 @@ async def test_a_room_is_forgotten_once_the_bus_stops_following_it_and_comes_bac
         while not got or got[-1].type != "chat.message":
             got += await back.next_batch()  # the last wake-up note may come first
     assert got[-1].data == {"text": "welcome back"} and got[-1].seq == a.room(5).seq
+
+
+async def test_the_studio_node_counts_the_reactions_made_on_every_node(
+    make_node: MakeNode,
+) -> None:
+    (_, studio), (_, other) = make_node("a"), make_node("b")
+    studio.keep = lambda show_id: show_id == 6  # the show's studio runs on node a
+    await studio.open(6)
+    await other.open(6)
+    here, there = studio.join(6), other.join(6)
+    studio.leave(6, here)  # nobody need be connected to the studio's node
+    for emoji in ("🔥", "🔥", "👏"):
+        other.reactions.add(other.room(6), emoji)
+    (burst,) = await take(there, 1)
+    assert burst.type == "reactions" and burst.data["counts"] == {"🔥": 2, "👏": 1}
+
+    async def counted() -> bool:
+        return studio.room(6).reactions_total == 3
+
+    await eventually(counted)
+    assert other.room(6).reactions_total == 3
