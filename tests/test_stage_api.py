@@ -88,6 +88,32 @@ async def test_every_move_is_stored_and_a_restarted_studio_puts_callers_back_in_
         assert me["call"]["topic"] == "the news"
 
 
+async def test_a_caller_removed_while_no_studio_ran_is_not_back_on_the_stage_it_loads(
+    app: FastAPI,
+) -> None:
+    """The studio's node died with a caller on air; the host removed them before another
+    node took the show over. The word never reached a studio, so the new one must see it."""
+    async with user(app, "host") as host, user(app, "ann") as ann, user(app, "bob") as bob:
+        base = await live_show(host)
+        show_id = int(base.rsplit("/", 1)[1])
+        ann_id = await caller_id(ann)
+        for c in (ann, bob):
+            assert (await c.post(f"{base}/stage/call", json={})).status_code == 201
+        assert (await host.post(f"{base}/stage/callers/{ann_id}/screen")).status_code == 200
+        assert (await host.post(f"{base}/stage/callers/{ann_id}/air")).status_code == 200
+        onair = app.state.onair
+        await onair.stations.stop(show_id, ended=False)  # the node is gone
+        r = await host.post(f"{base}/sanctions", json={"user_id": ann_id, "kind": "removed"})
+        assert r.status_code == 201, r.text
+        await onair.stations.start(show_id)  # another node takes the show over
+        stage = (await host.get(f"{base}/stage")).json()
+        assert stage["on_air"] == [] and stage["waiting"] == [await caller_id(bob)]
+        async with onair.sessions() as db:
+            entry = await db.scalar(select(StageEntry).where(StageEntry.user_id == ann_id))
+            assert entry is not None
+            assert (entry.state, entry.reason) == (StageState.dropped, "removed")
+
+
 async def test_at_most_max_on_air_voices(app: FastAPI) -> None:
     async with user(app, "host") as host, user(app, "ann") as ann, user(app, "bob") as bob:
         base = await live_show(host)

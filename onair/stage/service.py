@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onair.accounts.models import User
 from onair.clock import Clock
 from onair.errors import ApiError, forbidden, not_found
 from onair.rooms.hub import RoomHub
+from onair.rooms.models import RoomSanction, SanctionKind
 from onair.stage import crew
 from onair.stage.models import StageEntry, StageState
 from onair.studio.mixer import Routing
@@ -133,7 +134,9 @@ class Stage:
 
     async def load(self) -> None:
         """Reads the stored stage. Nobody has a line into a studio that has just started, so
-        callers who were screening or on air wait in the queue again."""
+        callers who were screening or on air wait in the queue again. Callers moderation has
+        taken out of the show meanwhile are dropped: the word may never have reached the
+        studio that had them (its node died, or the bus was down)."""
         async with self._sessions() as db:
             host = await db.get(User, self.host_id)
             self._names[self.host_id] = host.display_name if host else "host"
@@ -141,13 +144,47 @@ class Stage:
             stmt = select(StageEntry).where(
                 StageEntry.show_id == self.show_id, StageEntry.state.in_(ON_STAGE)
             )
-            for entry in (await db.scalars(stmt)).unique():
+            entries = list((await db.scalars(stmt)).unique())
+            barred = await self._barred(db, [e.user_id for e in entries])
+            for entry in entries:
+                if entry.user_id in barred:
+                    entry.state, entry.reason = StageState.dropped, barred[entry.user_id]
+                    entry.screener_id = None
+                    entry.changed_at = self._clock.now()
+                    continue
                 if entry.state in ON_LINE:
                     entry.state, entry.reason = StageState.requested, "studio_restarted"
                     entry.screener_id = None
                 self.callers[entry.user_id] = Caller.of(entry)
             await db.commit()
         self._changed()
+
+    async def _barred(self, db: AsyncSession, user_ids: list[int]) -> dict[int, str]:
+        """Which of `user_ids` may not be on this show's stage now, and why: removed from its
+        room or banned from its host's shows (`onair.rooms.sanctions`), or an account
+        suspended or banned."""
+        if not user_ids:
+            return {}
+        now = self._clock.now()
+        barred: dict[int, str] = {}
+        for user in await db.scalars(select(User).where(User.id.in_(user_ids))):
+            why = user.barred(now)
+            if why is not None:
+                barred[user.id] = why
+        held = select(RoomSanction.user_id, RoomSanction.kind).where(
+            RoomSanction.user_id.in_(user_ids),
+            RoomSanction.lifted.is_(False),
+            RoomSanction.kind != SanctionKind.timeout,
+            or_(RoomSanction.until.is_(None), RoomSanction.until > now),
+            or_(
+                RoomSanction.show_id == self.show_id,
+                (RoomSanction.host_id == self.host_id)
+                & (RoomSanction.kind == SanctionKind.banned),
+            ),
+        )
+        for user_id, _kind in await db.execute(held):
+            barred.setdefault(user_id, "removed")
+        return barred
 
     async def reload_cohosts(self) -> None:
         async with self._lock:
