@@ -178,8 +178,7 @@ class Stage:
             or_(RoomSanction.until.is_(None), RoomSanction.until > now),
             or_(
                 RoomSanction.show_id == self.show_id,
-                (RoomSanction.host_id == self.host_id)
-                & (RoomSanction.kind == SanctionKind.banned),
+                (RoomSanction.host_id == self.host_id) & (RoomSanction.kind == SanctionKind.banned),
             ),
         )
         for user_id, _kind in await db.execute(held):
