@@ -187,6 +187,7 @@ class LiveShow:
                 name=show.title,
                 description=show.description or f"{show.title} on OnAir",
                 genre=genre or "",
+                on_air_since=show.started_at.timestamp() if show.started_at else None,
             )
         self._autodj = AutoDj(candidates, allowed=self._autodj_allows, prefer=self._keeps_rules)
         self._sampler = analytics.AudienceSampler(

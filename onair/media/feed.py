@@ -54,6 +54,9 @@ class StationInfo:
     genre: str = ""
     description: str = ""
     url: str = ""
+    on_air_since: float | None = None
+    """Unix time the show went on air, whichever node's studio started it: HLS timestamps count
+    from it, so they run on across a handover to another node's studio."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,11 @@ joins knows the title at once, and one at the pts of every title change inside i
 Segments are cut on a fixed grid of program time, so their lengths average exactly
 `segment_seconds` whatever the 1024-sample AAC frames do. `EXT-X-PROGRAM-DATE-TIME` is the
 studio wallclock of each segment's first sample. Media sequence numbers start from the wallclock
-divided by the segment length, so a CDN never mixes up segments of two broadcasts.
+divided by the segment length, so a CDN never mixes up segments of two broadcasts. The segments'
+timestamps count from when the show went on air (`StationInfo.on_air_since`), not from when
+this studio started: when another node's studio takes the show over, its program starts again at
+pts 0, but what players see runs on, with a gap as long as the handover took, which players
+treat as missed segments rather than as time going backwards.
 
 The packager starts on the first playlist request and lets the encoder go once nobody has fetched
 a playlist or segment for `idle_timeout` seconds.
@@ -108,6 +112,8 @@ class HlsPackager:
         self._packets: list[EncodedPacket] = []
         self._next_cut: int | None = None
         """Program pts where the segment being gathered ends: a grid from the first packet."""
+        self._pts_offset = 0
+        """Added to program pts in the segments: samples from on air to this studio's pts 0."""
 
     # --- the request side (event loop)
 
@@ -201,6 +207,10 @@ class HlsPackager:
             return
         if self._next_cut is None:
             self._next_cut = packet.pts + self._target
+            since = self.feed.info.on_air_since
+            if since is not None:
+                on_air = max(0, round((packet.wallclock - since) * SAMPLE_RATE))
+                self._pts_offset = on_air - packet.pts
         self._packets.append(packet)
         end = packet.pts + packet.duration
         if end < self._next_cut - packet.duration // 2:
@@ -215,14 +225,15 @@ class HlsPackager:
             pts=first.pts,
             duration=end - first.pts,
             wallclock=first.wallclock,
-            data=self._mux(packets, end),
+            data=self._mux(packets, end, self._pts_offset),
         )
         self._next_sequence += 1
         with self._lock:
             if self._running:
                 self._segments.append(segment)
 
-    def _mux(self, packets: list[EncodedPacket], end: int) -> bytes:
+    def _mux(self, packets: list[EncodedPacket], end: int, offset: int) -> bytes:
+        """The packets as one TS segment, their pts moved by `offset`."""
         start = packets[0].pts
         tags = [(start, self.feed.title_at(start))]
         tags += [(t.pts, t.title) for t in self.feed.titles_between(start + 1, end)]
@@ -235,10 +246,10 @@ class HlsPackager:
             for p in packets:
                 while pending_tags and pending_tags[0][0] <= p.pts:
                     pts, title = pending_tags.pop(0)
-                    out.mux(_packet(id3_tag(title), max(pts, start), metadata))
-                out.mux(_packet(p.data, p.pts, audio, p.duration))
+                    out.mux(_packet(id3_tag(title), max(pts, start) + offset, metadata))
+                out.mux(_packet(p.data, p.pts + offset, audio, p.duration))
             for pts, title in pending_tags:
-                out.mux(_packet(id3_tag(title), pts, metadata))
+                out.mux(_packet(id3_tag(title), pts + offset, metadata))
         return buffer.getvalue()
 
     def _stop(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -19,11 +20,12 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from onair.media import HlsSettings, ProgramFeed, StationInfo, hls_packager, stream_routes
-from onair.media.hls import id3_tag
+from onair.media.hls import HlsPackager, Segment, id3_tag
 from onair.studio.frames import SAMPLE_RATE
 from tests.media import (
     START_PTS,
     Song,
+    ToneStudio,
     decode,
     dominant_frequency,
     tone_changes,
@@ -192,6 +194,61 @@ async def test_packager_starts_on_demand_and_stops_when_nobody_fetches() -> None
         assert stopped and not packager.running
         assert not packager.encoder.running
         assert feed.subscriber_count == 0
+
+
+def _audio_span(segment: bytes) -> tuple[float, float]:
+    """Seconds of a TS segment's first audio sample and of the end of its last frame."""
+    with av.open(io.BytesIO(segment), format="mpegts") as container:
+        frames = list(container.decode(audio=0))
+    first, last = frames[0], frames[-1]
+    return float(first.pts * first.time_base), float(last.pts * last.time_base) + (
+        last.samples / SAMPLE_RATE
+    )
+
+
+def _segments_of(feed: ProgramFeed, studio: ToneStudio, count: int) -> list[Segment]:
+    packager = hls_packager(feed)
+    packager.touch()
+    studio.wait_until(studio.pts + (count + 1) * 2 * SAMPLE_RATE, timeout=30)
+    found = [s for s in (packager.segment(n) for n in range(*_window(packager))) if s]
+    packager.close()
+    return found[:count]
+
+
+def _window(packager: HlsPackager) -> tuple[int, int]:
+    sequences = [
+        int(line.rsplit("/", 1)[1][:-3])
+        for line in packager.playlist().split()
+        if line.endswith(".ts")
+    ]
+    return sequences[0], sequences[-1] + 1
+
+
+def test_timestamps_run_on_when_another_studio_takes_the_show_over() -> None:
+    """The studio's node died and another one's studio carries the show on from its own pts 0:
+    what HLS players get keeps counting from when the show went on air, with the gap the
+    handover took, never going back."""
+    on_air = time.time() - 60  # on air for a minute already
+    info = StationInfo("HLS FM", on_air_since=on_air)
+    old = ProgramFeed(SHOW, info, encoder_grace=0.1)
+    with tone_studio(old, SONGS[:1]) as studio:
+        before = _segments_of(old, studio, 1)[-1]
+    old.close()
+    time.sleep(1.0)  # the handover
+    new = ProgramFeed(SHOW, info, encoder_grace=0.1)  # pts start again from START_PTS
+    with tone_studio(new, SONGS[:1]) as studio:
+        after = _segments_of(new, studio, 1)[0]
+    new.close()
+
+    start_before, end_before = _audio_span(before.data)
+    start_after, _ = _audio_span(after.data)
+    assert start_before == pytest.approx(before.wallclock - on_air, abs=0.05)
+    assert start_after == pytest.approx(after.wallclock - on_air, abs=0.05)
+    gap = start_after - end_before
+    assert gap == pytest.approx(after.wallclock - (before.wallclock + before.seconds), abs=0.05)
+    assert gap >= 1.0  # forward, by the handover's second and more
+    assert after.sequence > before.sequence
+    assert dominant_frequency(decode(after.data, "mpegts")) == pytest.approx(440, abs=5)
 
 
 def test_id3_tag_carries_artist_and_title() -> None:
