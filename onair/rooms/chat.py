@@ -98,7 +98,7 @@ async def send(
     await ctx.limiters.chat.acheck(f"user:{user.id}")
     room = ctx.rooms.room(show.id)
     if not crew:
-        await _require_slow_mode_passed(db, show, user, room.last_message_at.get(user.id), ctx)
+        await _require_slow_mode_passed(db, show, user, now)
     held = None
     if not crew:
         s = ctx.settings
@@ -108,7 +108,6 @@ async def send(
     )
     db.add(message)
     await db.commit()
-    room.last_message_at[user.id] = ctx.clock.monotonic()
     out = message_out(message)
     if held:
         room.publish("chat.held", {"message": out}, crew_only=True)
@@ -129,13 +128,24 @@ def _require_old_enough(ctx: OnAir, user: User, now: datetime) -> None:
 
 
 async def _require_slow_mode_passed(
-    db: AsyncSession, show: Show, user: User, last: float | None, ctx: OnAir
+    db: AsyncSession, show: Show, user: User, now: datetime
 ) -> None:
+    """Slow mode counts from the user's last message in the database, so it holds whichever
+    node each message was sent to, and across restarts."""
+    slow = await slow_mode_of(db, show.id)
+    if not slow:
+        return
+    stmt = (
+        select(ChatMessage.created_at)
+        .where(ChatMessage.user_id == user.id, ChatMessage.show_id == show.id)
+        .order_by(ChatMessage.id.desc())
+        .limit(1)
+    )
+    last = await db.scalar(stmt)
     if last is None:
         return
-    slow = await slow_mode_of(db, show.id)
-    wait = slow - (ctx.clock.monotonic() - last)
-    if slow and wait > 0:
+    wait = slow - (now - last).total_seconds()
+    if wait > 0:
         raise ApiError(
             429,
             "slow_mode",

@@ -30,8 +30,8 @@ MAX_BUFFERED = 512 * 1024
 """Bytes a connection written straight to may have unsent before it counts as too slow."""
 
 ROOM_IDLE_S = 900.0
-"""A room nobody has been connected to for this long is forgotten (its history and counters),
-unless its show's studio runs here; longer than the longest slow mode, which it also keeps."""
+"""A room nobody has joined or left for this long is forgotten (its history and counters),
+unless its show's studio runs here."""
 SWEEP_EVERY_S = 60.0
 
 CLOSE_TOO_SLOW = 4408
@@ -162,8 +162,6 @@ class Room:
     seq: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     """What a newcomer needs at once (now playing...), kept by event type."""
-    last_message_at: dict[int, float] = field(default_factory=dict)
-    """Monotonic time of each user's last chat message, for slow mode."""
     reactions: dict[str, int] = field(default_factory=dict)
     """Reactions since the last burst was published."""
     reactions_total: int = 0

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from onair.app import create_app
 from onair.clock import FakeClock
 from onair.moderation.models import AuditEntry
 from onair.rooms.chat import hold_reason
@@ -106,6 +107,33 @@ async def test_slow_mode_spaces_a_listeners_messages_but_not_the_crews(
             await host.patch(f"{base}/chat/settings", json={"slow_mode_s": 0})
         ).status_code == 200
         assert (await say(ann, base, "three")).status_code == 201
+
+
+async def test_slow_mode_holds_on_every_node_and_across_a_restart(
+    app: FastAPI, settings: Settings, clock: FakeClock
+) -> None:
+    """Two nodes on one database (or this one restarted): a listener's second message is
+    slowed whichever node it goes to."""
+    other = create_app(settings, clock)
+    try:
+        async with user(app, "host") as host, user(app, "ann") as ann:
+            base = await new_show(host, live=False)
+            await host.patch(f"{base}/chat/settings", json={"slow_mode_s": 30})
+            transport = httpx.ASGITransport(app=other, raise_app_exceptions=False)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver", cookies=ann.cookies
+            ) as ann_there:
+                assert (await say(ann, base, "one")).status_code == 201
+                clock.advance(10)
+                r = await say(ann_there, base, "two")
+                assert r.status_code == 429 and r.json()["error"]["code"] == "slow_mode"
+                assert 19 <= float(r.headers["retry-after"]) <= 20
+                clock.advance(20)
+                assert (await say(ann_there, base, "two")).status_code == 201
+                assert (await say(ann, base, "three")).status_code == 429
+    finally:
+        await other.state.onair.stations.aclose()
+        await other.state.onair.engine.dispose()
 
 
 def test_the_filters_hold_blocked_words_and_links() -> None:
