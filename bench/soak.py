@@ -27,10 +27,14 @@ Overall: messages sent, acknowledged, delivered / expected, lost (acknowledged, 
 a client of that room that was connected throughout), out of order, p50/p95 latency.
 
 Fails (exit 1) on an underrun, a lost message, a dropped client or listener, or a node whose
-RSS grows faster than --max-growth-mb-per-min after warm-up. Why 2 MB/min by default: 50
-messages/s is 3,000 a minute, so a leak of one chat message's worth (~0.7 KB: its text, event
-dict and JSON frame) per message shows as ~2 MB/min, while a node that is flat moves by
-allocator noise (arenas, caches filling once) that the warm-up is there to absorb.
+RSS grows faster than --max-growth-mb-per-min after warm-up. The warm-up lasts until every
+room's catch-up history (its last 1,000 events, about 2 KB each with their frames) is full: at
+50 messages/s over 20 rooms that is 400 s, and a shorter one measured the histories filling
+(the 7-8 MB/min of the first reduced run: 6 rooms at 8 messages/s each fill in 2 minutes).
+Why 2 MB/min by default: 50 messages/s is 3,000 a minute, so a leak of one chat message's worth
+(~0.7 KB: its text, event dict and JSON frame) per message shows as ~2 MB/min, while a node that
+is flat moves by allocator noise (arenas, caches filling once) that the warm-up is there to
+absorb.
 
     .venv/bin/python bench/soak.py                     # the issue's scale (10 min + warm-up)
     .venv/bin/python bench/soak.py --minutes 1 --ws 300 --listeners 100 --shows 6
@@ -74,6 +78,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from onair.rooms.hub import HISTORY  # noqa: E402
+
 console = Console(width=170)
 COOKIE = "onair_session"
 PASSWORD = "soak-password-1"
@@ -88,6 +94,7 @@ PER_SENDER = 1.0
 """Messages per second one sender account sends: under the default chat limit (1.5/s)."""
 GRACE_S = 5.0
 SERVE = (sys.executable, "-m", "onair", "serve", "--no-demo")
+MIN_WARMUP_S = 60.0
 
 
 # --- the world: database, catalog, nodes
@@ -809,7 +816,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--listeners", type=int, default=1000, help="MP3 stream listeners")
     parser.add_argument("--chat-rate", type=float, default=50, help="messages per second, all")
     parser.add_argument("--minutes", type=float, default=10, help="measured minutes")
-    parser.add_argument("--warmup-s", type=float, default=60, help="seconds before measuring")
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=None,
+        help="seconds before measuring (default: 60, or longer until every room's catch-up "
+        "history is full; see the docstring)",
+    )
     parser.add_argument(
         "--buffer-s", type=float, default=2.0, help="a listener's player buffer (default 2 s)"
     )
@@ -825,7 +838,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.nodes, args.shows, args.ws, args.client_processes) < 1 or args.minutes <= 0:
         parser.error("--nodes, --shows, --ws, --client-processes and --minutes must be positive")
+    fill_s = history_fill_s(args.shows, args.chat_rate)
+    if args.warmup_s is None:
+        args.warmup_s = max(MIN_WARMUP_S, fill_s)
+    elif args.warmup_s < fill_s:
+        console.print(
+            f"[yellow]warm-up {args.warmup_s:g} s is shorter than the {fill_s:.0f} s the rooms' "
+            "catch-up histories take to fill: their growth will show in the RSS slope[/yellow]"
+        )
     return args
+
+
+def history_fill_s(shows: int, chat_rate: float) -> float:
+    """Seconds until each room's catch-up history (the last HISTORY events, about 2 KB each
+    with their frames) is full at `chat_rate` messages per second over `shows` rooms, plus a
+    tenth: until then a node's memory grows by design, a few MB a minute."""
+    if chat_rate <= 0:
+        return 0.0
+    return 1.1 * HISTORY * shows / chat_rate
 
 
 def main(argv: list[str] | None = None) -> int:
