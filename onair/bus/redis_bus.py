@@ -3,7 +3,9 @@
 - **Rooms.** One Redis Stream per room is its order and its history: a script (scripts.PUBLISH)
   takes the room's next sequence number and appends the event under the stream id `seq-0`, so
   the numbers and the stream's order agree on every node. `Room.publish` stays synchronous: the
-  event waits in this node's queue and one writer task sends the queue, in order, in pipelines.
+  event waits in this node's queue and one writer task sends the queue, in order, in pipelines;
+  a pipeline cut off halfway is sent again whole, and the script skips the events of it that
+  went through (each is numbered by its writer).
   One reader task reads the streams of the rooms this node has clients in (XREAD BLOCK on all
   of them at once) and hands each event to the local `Room.deliver`, the publisher's own
   clients included, so everyone sees one order. A room is loaded (sequence, sticky state, last
@@ -25,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import logging
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,6 +80,9 @@ class _Event:
     show_id: int
     payload: str
     sticky_type: str
+    number: int
+    """This bus's count of the events it sent: a retried batch's events already in the stream
+    are known by it (scripts.PUBLISH), so a batch cut off halfway is never published twice."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,10 @@ class RedisBus:
         self._hub: RoomHub | None = None
         self.handlers: dict[str, Handler] = {}
         self._publish = client.register_script(scripts.PUBLISH)
+        # Who numbers the events this bus sends: a node that restarts with the same id is
+        # another writer, whose count starts again.
+        self._writer = f"{node_id}/{secrets.token_hex(4)}"
+        self._numbers = itertools.count(1)
         self._resume_script = client.register_script(scripts.RESUME)
         self._presence_script = client.register_script(scripts.PRESENCE)
         self._pending: deque[_Event | _Message] = deque()
@@ -235,7 +246,8 @@ class RedisBus:
         if sticky:
             payload["s"] = 1
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        self._enqueue(_Event(room.show_id, text, event.type if sticky else ""))
+        sticky_type = event.type if sticky else ""
+        self._enqueue(_Event(room.show_id, text, sticky_type, next(self._numbers)))
 
     async def follow(self, room: Room) -> None:
         self._ensure_started()
@@ -304,8 +316,7 @@ class RedisBus:
             try:
                 results = await self._send_batch(batch)
             except (RedisError, OSError) as exc:
-                # Sent again once Redis is back: at worst an event goes out twice (with two
-                # numbers), never out of order.
+                # Sent again once Redis is back, in order; what had gone through is skipped.
                 self._lost(exc)
                 await asyncio.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
                 failures += 1
@@ -325,12 +336,16 @@ class RedisBus:
             args: list[str | int]
             for item in batch:
                 if isinstance(item, _Event):
-                    keys = self._room_keys(item.show_id)
+                    keys = [
+                        *self._room_keys(item.show_id),
+                        self._key("room", item.show_id, "writers"),
+                    ]
                     followed = self._followed.get(item.show_id)
                     known = max(
                         followed.room.seq if followed else 0, self._published.get(item.show_id, 0)
                     )
                     args = [item.payload, item.sticky_type, HISTORY, ROOM_TTL_S, known]
+                    args += [self._writer, item.number]
                     await self._publish(keys=keys, args=args, client=pipe)
                 else:
                     pipe.publish(self._key("control"), item.payload)

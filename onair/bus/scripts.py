@@ -7,10 +7,18 @@ the caller's business. Numbers come back as strings: Redis turns a Lua number in
 from __future__ import annotations
 
 PUBLISH = """
--- KEYS: the room's seq counter, its stream, its sticky state
+-- KEYS: the room's seq counter, its stream, its sticky state, its writers
 -- ARGV: the event (JSON), its type if sticky (else ''), the history length, the time to live (s)
 -- A sticky event is kept in the state hash by type, as "seq event". ARGV[5]: the highest seq
--- the node knows of: an empty Redis (restarted) goes on from there, not from 1.
+-- the node knows of: an empty Redis (restarted) goes on from there, not from 1. ARGV[6] and
+-- ARGV[7]: who sends it and its number among what that writer sent: one it numbered already
+-- (a batch sent again after its connection broke halfway) is not added twice.
+local last = tonumber(redis.call('HGET', KEYS[4], ARGV[6]) or '0')
+if tonumber(ARGV[7]) <= last then
+  return redis.call('GET', KEYS[1]) or '0'
+end
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
 local known = tonumber(ARGV[5])
 if tonumber(redis.call('GET', KEYS[1]) or '0') < known then
   redis.call('SET', KEYS[1], known)

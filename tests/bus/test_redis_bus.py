@@ -334,3 +334,22 @@ async def test_the_studio_node_counts_the_reactions_made_on_every_node(
 
     await eventually(counted)
     assert other.room(6).reactions_total == 3
+
+
+async def test_a_batch_sent_again_after_a_cut_is_published_once(make_node: MakeNode) -> None:
+    """The writer's pipeline went through but its answer was lost (the connection broke): the
+    writer sends the batch again, and nobody sees its events twice."""
+    (bus, a), (_, b) = make_node("a"), make_node("b")
+    await a.open(8)
+    await b.open(8)
+    watcher = b.join(8)
+    for text in ("one", "two", "three"):
+        a.publish(8, "chat.message", {"text": text})
+    batch = list(bus._pending)  # what the writer would send
+    await bus._send_batch(batch)  # sent, but "lost" on the way back ...
+    await bus._send_batch(batch)  # ... so sent again
+    got = await take(watcher, 3)
+    a.publish(8, "chat.message", {"text": "four"})
+    got += await take(watcher, 1)
+    assert [e.data["text"] for e in got] == ["one", "two", "three", "four"]
+    assert [e.seq for e in got] == [1, 2, 3, 4]
