@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ColumnElement, Enum, ForeignKey, Index, Integer, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from onair.accounts.models import User
@@ -73,3 +73,16 @@ class RoomSanction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(String(500), default="")
     lifted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @classmethod
+    def holding(cls, show_id: int, host_id: int, now: datetime) -> ColumnElement[bool]:
+        """The sanctions that hold in a show now: its own and its host's bans, neither lifted
+        nor lapsed."""
+        return and_(
+            cls.lifted.is_(False),
+            or_(cls.until.is_(None), cls.until > now),
+            or_(
+                cls.show_id == show_id,
+                (cls.host_id == host_id) & (cls.kind == SanctionKind.banned),
+            ),
+        )

@@ -26,13 +26,7 @@ MAX_MINUTES = 7 * 24 * 60
 async def active(db: AsyncSession, show: Show, user_id: int, now: datetime) -> list[RoomSanction]:
     """What holds for `user_id` in `show` now: the show's own sanctions and the host's bans."""
     stmt = select(RoomSanction).where(
-        RoomSanction.user_id == user_id,
-        RoomSanction.lifted.is_(False),
-        or_(RoomSanction.until.is_(None), RoomSanction.until > now),
-        or_(
-            RoomSanction.show_id == show.id,
-            (RoomSanction.host_id == show.host_id) & (RoomSanction.kind == SanctionKind.banned),
-        ),
+        RoomSanction.user_id == user_id, RoomSanction.holding(show.id, show.host_id, now)
     )
     return list(await db.scalars(stmt))
 

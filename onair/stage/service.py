@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onair.accounts.models import User
@@ -171,17 +171,12 @@ class Stage:
             why = user.barred(now)
             if why is not None:
                 barred[user.id] = why
-        held = select(RoomSanction.user_id, RoomSanction.kind).where(
+        held = select(RoomSanction.user_id).where(
             RoomSanction.user_id.in_(user_ids),
-            RoomSanction.lifted.is_(False),
             RoomSanction.kind != SanctionKind.timeout,
-            or_(RoomSanction.until.is_(None), RoomSanction.until > now),
-            or_(
-                RoomSanction.show_id == self.show_id,
-                (RoomSanction.host_id == self.host_id) & (RoomSanction.kind == SanctionKind.banned),
-            ),
+            RoomSanction.holding(self.show_id, self.host_id, now),
         )
-        for user_id, _kind in await db.execute(held):
+        for user_id in await db.scalars(held):
             barred.setdefault(user_id, "removed")
         return barred
 
