@@ -608,10 +608,11 @@ def run(args: argparse.Namespace) -> int:
             code = measure(args, running, show_ids, cookies)
             for node in running:  # what went wrong inside a node is part of the figures
                 lines = node.log.read_text(errors="replace").splitlines()
-                errors = [line for line in lines if "Error" in line or "Traceback" in line]
-                if errors:
-                    console.print(f"[yellow]{node.node_id}'s log: {len(errors)} error lines")
-                    console.print("\n".join(lines[-args.log_lines :]), markup=False)
+                marks = ("Error", "Traceback", "WARNING")
+                errors = [line for line in lines if any(m in line for m in marks)]
+                if errors or code:
+                    console.print(f"[yellow]{node.node_id}'s log: {len(errors)} warning lines")
+                    console.print("\n".join(errors[-args.log_lines :]), markup=False)
             return code
 
 
