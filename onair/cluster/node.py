@@ -78,6 +78,9 @@ class Keys:
     def placed(self, show_id: int) -> str:
         return f"{self.prefix}show:{show_id}:placed"
 
+    def reserved(self, node_id: str) -> str:
+        return f"{self.prefix}node:{node_id}:reserved"
+
 
 async def list_nodes(redis: Redis, keys: Keys) -> list[NodeLoad]:
     """The nodes whose heartbeat is fresh (the stale are forgotten)."""
@@ -95,6 +98,43 @@ async def list_nodes(redis: Redis, keys: Keys) -> list[NodeLoad]:
             continue
         found.append(load)
     return found
+
+
+RESERVE = """
+-- KEYS: each candidate node's reservations (a sorted set of shows, scored by when they lapse)
+-- ARGV: now (ms), how long a reservation holds (ms), the show, then each candidate's score
+-- The candidate whose score plus its reservations still holding is the lowest (the first of
+-- equals) is reserved for the show and its number returned. One script, so placements made
+-- at once (scheduled shows starting on the hour) spread out, where each alone would pick the
+-- node whose heartbeat looked idlest.
+local now, hold, show = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local best, lowest = 0, nil
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local score = tonumber(ARGV[3 + i]) + redis.call('ZCARD', key)
+  if lowest == nil or score < lowest - 0.0005 then
+    best, lowest = i, score
+  end
+end
+redis.call('ZADD', KEYS[best], now + hold, show)
+redis.call('PEXPIRE', KEYS[best], hold)
+return best
+"""
+
+
+async def reserve_least_loaded(
+    redis: Redis, keys: Keys, show_id: int, nodes: list[NodeLoad]
+) -> NodeLoad | None:
+    """`least_loaded`, counting the studios other placements reserved since the nodes' last
+    heartbeats, and reserving the chosen node for `show_id` (until its studio runs and its
+    heartbeat counts it, or PLACEMENT_MS)."""
+    open_ = sorted((n for n in nodes if not n.draining), key=lambda n: n.node_id)
+    if not open_:
+        return None
+    keys_ = [keys.reserved(n.node_id) for n in open_]
+    args = [int(time.time() * 1000), PLACEMENT_MS, show_id, *(round(n.score, 3) for n in open_)]
+    chosen = int(await redis.eval(RESERVE, len(keys_), *keys_, *args))
+    return open_[chosen - 1]
 
 
 async def set_draining(redis: Redis, keys: Keys, node_id: str, draining: bool) -> None:
@@ -172,7 +212,9 @@ class ClusterNode:
     async def place(self, show_id: int) -> None:
         if await self.leases.owner(show_id) is not None:
             return
-        target = least_loaded(await list_nodes(self.redis, self.keys))
+        target = await reserve_least_loaded(
+            self.redis, self.keys, show_id, await list_nodes(self.redis, self.keys)
+        )
         if target is None or target.node_id == self.node_id:
             await self._start_here(show_id)
             return
@@ -407,6 +449,7 @@ class ClusterNode:
         self._starting.add(show_id)
         try:
             await self._heartbeat()  # counted at once: the next placement sees it
+            await self.redis.zrem(self.keys.reserved(self.node_id), show_id)  # not twice
             async with self._sessions() as db:
                 resume = await playhead.resume_point(db, show_id)
             await self._stations.start_here(show_id, resume)

@@ -3,7 +3,10 @@ starting a song part-way (what a node taking a show over does)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ from redis.asyncio import Redis
 
 from onair.cluster.lease import Leases
 from onair.cluster.load import NodeLoad, least_loaded
+from onair.cluster.node import Keys, reserve_least_loaded
 from onair.studio.deck import DeckTrack, MusicDeck
 from tests.cluster import chirp_position, require_redis, write_chirp
 from tests.media import dominant_frequency
@@ -52,6 +56,32 @@ def test_a_new_studio_goes_to_the_least_loaded_open_node() -> None:
     second = least_loaded(nodes, excluding="d")
     assert second is not None and second.node_id == "c"  # 2 studios weigh more than 100
     assert least_loaded([nodes[1]]) is None
+
+
+async def test_placements_made_at_once_spread_over_the_nodes() -> None:
+    """Scheduled shows go live on the hour, all at once: the nodes' last heartbeats count none
+    of them, and each placement alone would pick the same idlest node."""
+    require_redis().close()
+    keys = Keys(f"onair-test-{secrets.token_hex(4)}:")
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    nodes = [
+        NodeLoad("a", "http://a", studios=0, listeners=0, cpu=0.1),
+        NodeLoad("b", "http://b", studios=0, listeners=0, cpu=0.1),
+        NodeLoad("c", "http://c", studios=1, listeners=0, cpu=0.0),
+        NodeLoad("d", "http://d", studios=0, listeners=0, cpu=0.0, draining=True),
+    ]
+    try:
+        chosen = await asyncio.gather(
+            *(reserve_least_loaded(redis, keys, show, nodes) for show in range(1, 7))
+        )
+        assert Counter(n.node_id for n in chosen if n) == {"a": 2, "b": 2, "c": 2}
+        await redis.zrem(keys.reserved("a"), *(range(1, 7)))  # a's studios run: it counts them
+        a_counts = replace(nodes[0], studios=2)
+        again = await reserve_least_loaded(redis, keys, 7, [a_counts, *nodes[1:]])
+        assert again is not None and again.node_id == "a"  # 2.1 against 2.1 and 3.0
+    finally:
+        await redis.delete(*(keys.reserved(n) for n in "abcd"))
+        await redis.aclose()
 
 
 def test_the_deck_starts_a_song_where_another_studio_left_it(tmp_path: Path) -> None:
