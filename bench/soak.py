@@ -608,7 +608,7 @@ def run(args: argparse.Namespace) -> int:
             code = measure(args, running, show_ids, cookies)
             for node in running:  # what went wrong inside a node is part of the figures
                 lines = node.log.read_text(errors="replace").splitlines()
-                marks = ("Error", "Traceback", "WARNING")
+                marks = ("Error", "Traceback", "WARNING", "dropped listener")
                 errors = [line for line in lines if any(m in line for m in marks)]
                 if errors or code:
                     console.print(f"[yellow]{node.node_id}'s log: {len(errors)} warning lines")
