@@ -166,7 +166,11 @@ async def test_a_scrape_during_a_live_show(server: RunningServer) -> None:
         )
         assert value(during, "process_resident_memory_bytes") > 0
 
-        after = await _until(scrape, lambda s: value(s, "onair_listeners", transport="mp3") == 0)
+        def gone(s: Samples) -> bool:  # the server notices each hang-up in its own time
+            mp3 = value(s, "onair_listeners", transport="mp3")
+            return mp3 == 0 and value(s, "onair_websocket_clients") == 0
+
+        after = await _until(scrape, gone)
         assert value(after, "onair_listeners", transport="mp3") == 0
         assert value(after, "onair_websocket_clients") == 0
         # The lateness keeps counting while the show is on: the loop is watched, not sampled once.
